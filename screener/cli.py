@@ -1,0 +1,235 @@
+"""The ``screener`` command line: thin; parses, calls one function, prints.
+
+Errors the user can act on print one line, ``error: ...``, on stderr and exit nonzero (2 for bad
+input, with nothing written).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from screener.errors import ScreenerError
+
+app = typer.Typer(
+    help="Closed-loop active-learning screening of CO and H adsorption sites.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details")] = False,
+) -> None:
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("distributed", "dask", "fireworks", "pymatgen"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+@app.command()
+def seed(
+    elements: Annotated[
+        str | None, typer.Option("--elements", "-e", help="comma-separated symbols, e.g. Cu,Pd")
+    ] = None,
+    adsorbates: Annotated[str, typer.Option("--adsorbates", "-a", help="CO, H or both")] = "CO,H",
+    bulks: Annotated[
+        list[Path] | None,
+        typer.Option("--bulks", help="bulk structure files (CIF, POSCAR, extxyz); repeatable"),
+    ] = None,
+    prototypes: Annotated[
+        bool, typer.Option(help="include unary and binary prototype bulks")
+    ] = True,
+    name: Annotated[str | None, typer.Option(help="space name (default: Cu-Pd style)")] = None,
+    max_miller: Annotated[int | None, typer.Option(help="largest Miller index, 1-4")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Enumerate bulks -> slabs -> symmetry-unique sites of a space and store what is new."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from screener.enumerate.seed import plan_seed
+    from screener.enumerate.seed import seed as run_seed
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    settings = load_settings()
+    plan = plan_seed(
+        elements,
+        adsorbates,
+        bulk_files=list(bulks or []),
+        prototypes=prototypes,
+        name=name,
+        max_miller=max_miller,
+        settings=settings,
+    )
+    started = time.perf_counter()
+    with open_store(settings) as store:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"enumerating {plan.space}", total=None)
+            report = run_seed(
+                plan,
+                store,
+                on_start=lambda n: progress.update(task, total=n),
+                on_step=lambda key: progress.advance(task),
+            )
+    elapsed = time.perf_counter() - started
+    result = {
+        "space": report.space,
+        "elements": report.elements,
+        "adsorbates": report.adsorbates,
+        "added": report.added,
+        "enumerated_bulks": report.enumerated_bulks,
+        "already_enumerated_bulks": report.reused_bulks,
+        "skipped_surfaces": report.skipped_surfaces,
+        "failed": report.failed,
+        "seconds": round(elapsed, 2),
+    }
+    if as_json:
+        _print_json(result)
+    else:
+        added = report.added
+        sites = ", ".join(f"{n} {a}" for a, n in added["sites"].items())
+        if report.added_anything:
+            out.print(
+                f"{report.space}: added {added['bulks']} bulks, {added['surfaces']} surfaces, "
+                f"sites: {sites} ({elapsed:.1f} s)"
+            )
+        else:
+            out.print(
+                f"{report.space}: nothing new; all {len(plan.bulks)} bulks were already enumerated "
+                f"for {','.join(report.adsorbates)} with these settings"
+            )
+        if report.skipped_surfaces:
+            out.print(
+                f"skipped {len(report.skipped_surfaces)} surfaces over the atom limit "
+                f"(--json lists them)"
+            )
+    if report.failed:
+        for failure in report.failed:
+            err.print(f"error: enumeration of {failure['bulk']} failed: {failure['error']}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """What the store holds, per space and in total."""
+    from screener.queries import status as get_status
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    with open_store(load_settings(), readonly=True) as store:
+        data = get_status(store)
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(title=f"screener store ({data['store']['kind']}: {data['store']['location']})")
+    for column in ("space", "elements", "bulks", "surfaces", "sites"):
+        table.add_column(column)
+    rows = list(data["spaces"].items()) + [("total", {**data["total"], "elements": []})]
+    for space, row in rows:
+        sites = ", ".join(f"{a} {n}" for a, n in row["sites"].items())
+        table.add_row(
+            space, ",".join(row["elements"]), str(row["bulks"]), str(row["surfaces"]), sites
+        )
+    out.print(table)
+
+
+@app.command()
+def sites(
+    space: Annotated[str | None, typer.Option(help="space name, e.g. Cu-Pd")] = None,
+    adsorbate: Annotated[str | None, typer.Option(help="CO or H")] = None,
+    site_type: Annotated[
+        str | None, typer.Option("--type", help="ontop, bridge, fcc, hcp or 4-fold")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many (0 = all)")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """List stored adsorption sites."""
+    from screener.errors import InputError
+    from screener.queries import list_sites
+    from screener.settings import load_settings
+    from screener.store import open_store
+    from screener.store.documents import SITE_TYPES
+    from workflows.adsorbates import ADSORBATES
+
+    if adsorbate is not None and adsorbate not in ADSORBATES:
+        raise InputError(
+            f"unsupported adsorbate '{adsorbate}' (supported: {', '.join(ADSORBATES)})"
+        )
+    if site_type is not None and site_type not in SITE_TYPES:
+        raise InputError(f"unknown site type '{site_type}' (one of: {', '.join(SITE_TYPES)})")
+    with open_store(load_settings(), readonly=True):
+        rows = list_sites(space, adsorbate, site_type, limit)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table()
+    for column in ("id", "space", "ads", "type", "miller", "bulk", "composition", "mult"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["space"] or "",
+            row["adsorbate"],
+            row["site_type"],
+            "".join(map(str, row["miller"])),
+            row["bulk_formula"],
+            " ".join(f"{k}{v}" for k, v in row["composition"].items()),
+            str(row["multiplicity"]),
+        )
+    out.print(table)
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning ScreenerError into one line + exit code."""
+    try:
+        app(standalone_mode=False)
+    except ScreenerError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code or 0)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

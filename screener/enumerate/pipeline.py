@@ -1,0 +1,178 @@
+"""Bulk -> slabs -> sites + fingerprints for one bulk: a pure function that runs on dask workers.
+
+The result is plain data (lists and dicts); only the seeding process writes it to the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from screener.enumerate.fingerprint import FINGERPRINT_VERSION, fingerprint_from_binding
+from screener.enumerate.sites import SiteCandidate, find_sites
+from screener.enumerate.slabs import SlabParams, make_slabs
+from screener.settings import ScreenerSettings
+from workflows.adsorbates import get_adsorbate
+from workflows.structures import atoms_from_dict, atoms_to_dict
+
+log = logging.getLogger(__name__)
+
+ENUMERATOR_VERSION = 1
+MIN_ADSORBATE_HEIGHT = 0.5  # A above the binding atoms when the bond cannot reach a wide hollow
+
+
+def slab_params(settings: ScreenerSettings, max_miller: int | None = None) -> SlabParams:
+    return SlabParams(
+        max_miller=max_miller if max_miller is not None else settings.max_miller,
+        min_thickness=settings.slab_min_thickness,
+        min_width=settings.slab_min_width,
+        max_atoms=settings.slab_max_atoms,
+        vacuum=settings.slab_vacuum,
+        fix_below=settings.fix_below,
+    )
+
+
+def enumeration_hash(params: SlabParams) -> str:
+    """Identifies what an enumeration produced: parameters and algorithm versions."""
+    payload = {**asdict(params), "enumerator": ENUMERATOR_VERSION, "fp": FINGERPRINT_VERSION}
+    return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def adsorbate_position(slab: Atoms, site: SiteCandidate, adsorbate: str) -> list[float]:
+    """Where the adsorbate's binding atom goes: above the site, one bond length from the binding
+    atoms (the nearest of them at exactly that length)."""
+    ads = get_adsorbate(adsorbate)
+    symbols = slab.get_chemical_symbols()
+    xy = site.position[:2]
+    heights = []
+    for index, pos in zip(site.binding, site.binding_positions(slab), strict=True):
+        bond = ads.bond_length(symbols[index])
+        lateral = float(np.linalg.norm(pos[:2] - xy))
+        rise = np.sqrt(bond**2 - lateral**2) if bond > lateral else MIN_ADSORBATE_HEIGHT
+        heights.append(pos[2] + max(rise, MIN_ADSORBATE_HEIGHT))
+    return [round(float(xy[0]), 4), round(float(xy[1]), 4), round(float(max(heights)), 4)]
+
+
+def enumerate_bulk(
+    structure: dict[str, Any], adsorbates: list[str], params: SlabParams
+) -> dict[str, Any]:
+    """Enumerate one bulk: every surface with its sites for every adsorbate (plain data)."""
+    bulk = atoms_from_dict(structure)
+    slabs, skipped = make_slabs(bulk, params)
+    surfaces = []
+    for record in slabs:
+        slab = record.atoms
+        symbols = slab.get_chemical_symbols()
+        site_rows = []
+        for site in find_sites(slab):
+            base = {
+                "site_type": site.site_type,
+                "position": [round(float(v), 4) for v in site.position],
+                "position_key": site.position_key(),
+                "binding_atoms": [int(i) for i in site.binding],
+                "binding_elements": [symbols[i] for i in site.binding],
+                "composition": dict(Counter(symbols[i] for i in site.binding)),
+                "multiplicity": int(site.multiplicity),
+                "fingerprint": fingerprint_from_binding(slab, site.binding),
+            }
+            for name in adsorbates:
+                row = dict(base, adsorbate=name)
+                row["adsorbate_position"] = adsorbate_position(slab, site, name)
+                site_rows.append(row)
+        surfaces.append(
+            {
+                "miller": list(record.miller),
+                "termination": record.termination,
+                "shift": record.shift,
+                "side": record.side,
+                "structure": atoms_to_dict(slab),
+                "natoms": len(slab),
+                "thickness": round(record.thickness, 4),
+                "area": round(record.area, 4),
+                "repeat": list(record.repeat),
+                "top_composition": record.top_composition(),
+                "sites": site_rows,
+            }
+        )
+    return {
+        "surfaces": surfaces,
+        "skipped": [
+            {"miller": list(s.miller), "shift": s.shift, "reason": s.reason} for s in skipped
+        ],
+    }
+
+
+Task = tuple[str, dict[str, Any]]  # (bulk key, structure)
+
+
+def run_enumerations(
+    tasks: list[Task],
+    adsorbates: list[str],
+    params: SlabParams,
+    settings: ScreenerSettings,
+    on_start: Callable[[int], None] | None = None,
+) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+    """Yield ``(bulk key, result, error)`` as enumerations finish.
+
+    In this process when ``dask_workers`` is 0 and no scheduler is set; otherwise on a dask
+    cluster (``dask_scheduler`` address, or a local cluster of ``dask_workers`` processes).
+    """
+    if on_start:
+        on_start(len(tasks))
+    if not tasks:
+        return
+    if settings.dask_scheduler is None and settings.dask_workers == 0:
+        for key, structure in tasks:
+            yield _guarded(key, structure, adsorbates, params)
+        return
+    yield from _run_on_dask(tasks, adsorbates, params, settings)
+
+
+def _guarded(key: str, structure: dict, adsorbates: list[str], params: SlabParams):
+    try:
+        return key, enumerate_bulk(structure, adsorbates, params), None
+    except Exception as exc:  # one bad bulk must not stop the others
+        log.exception("enumeration of %s failed", key)
+        return key, None, f"{exc.__class__.__name__}: {exc}"
+
+
+def _run_on_dask(
+    tasks: list[Task], adsorbates: list[str], params: SlabParams, settings: ScreenerSettings
+) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if settings.dask_scheduler:
+        client = Client(settings.dask_scheduler, timeout="20s")
+    else:
+        cluster = LocalCluster(
+            n_workers=max(1, min(settings.dask_workers, len(tasks))),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        client = Client(cluster)
+    try:
+        futures = {
+            client.submit(enumerate_bulk, structure, adsorbates, params, pure=False): key
+            for key, structure in tasks
+        }
+        for future in as_completed(futures):
+            key = futures[future]
+            try:
+                yield key, future.result(), None
+            except Exception as exc:
+                yield key, None, f"{exc.__class__.__name__}: {exc}"
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,243 @@
+"""Seed an element space: validate everything, enumerate on dask, store each bulk as one step.
+
+Idempotent: bulks, surfaces and sites are looked up by their keys before anything is inserted, and a
+bulk already enumerated with the same parameters for an adsorbate is not enumerated again.  Each
+bulk's surfaces and sites are committed together (one atomic snapshot on the embedded store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId
+
+from screener.enumerate.bulks import BulkSpec, parse_elements, prototype_bulks, read_bulk_file
+from screener.enumerate.pipeline import enumeration_hash, run_enumerations, slab_params
+from screener.errors import InputError
+from screener.settings import ScreenerSettings
+from screener.store import Bulk, ElementSpace, Site, Store, Surface
+from screener.store.documents import _now
+from workflows.adsorbates import ADSORBATES
+
+
+@dataclass
+class SeedPlan:
+    """A validated seed request: nothing is written while building it."""
+
+    space: str
+    elements: list[str]
+    adsorbates: list[str]
+    bulks: list[BulkSpec]
+    max_miller: int
+
+
+@dataclass
+class SeedReport:
+    space: str
+    elements: list[str]
+    adsorbates: list[str]
+    added: dict[str, Any] = field(default_factory=dict)
+    enumerated_bulks: int = 0
+    reused_bulks: int = 0
+    skipped_surfaces: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def added_anything(self) -> bool:
+        return bool(
+            self.added["bulks"] or self.added["surfaces"] or any(self.added["sites"].values())
+        )
+
+
+def plan_seed(
+    elements: str | list[str] | None,
+    adsorbates: str | list[str],
+    *,
+    bulk_files: list[str | Path] | None = None,
+    prototypes: bool = True,
+    name: str | None = None,
+    max_miller: int | None = None,
+    settings: ScreenerSettings,
+) -> SeedPlan:
+    """Validate a seed request (raises :class:`InputError`); reads bulk files, writes nothing."""
+    if max_miller is not None and not 1 <= max_miller <= 4:
+        raise InputError(f"--max-miller must be between 1 and 4 (got {max_miller})")
+    ads_items = adsorbates.split(",") if isinstance(adsorbates, str) else list(adsorbates)
+    ads = [a.strip() for a in ads_items if a.strip()]
+    if not ads:
+        raise InputError("no adsorbates given")
+    for a in ads:
+        if a not in ADSORBATES:
+            raise InputError(f"unsupported adsorbate '{a}' (supported: {', '.join(ADSORBATES)})")
+    imported = [read_bulk_file(path) for path in bulk_files or []]
+    if elements:
+        symbols = parse_elements(elements)
+        for spec in imported:
+            extra = sorted(set(spec.elements) - set(symbols))
+            if extra:
+                raise InputError(
+                    f"bulk file {spec.source.removeprefix('file:')} contains {','.join(extra)}, "
+                    f"outside the space's elements {','.join(symbols)}"
+                )
+    elif imported:
+        symbols = sorted({e for spec in imported for e in spec.elements})
+        prototypes = False
+    else:
+        raise InputError("give --elements, --bulks FILE, or both")
+    specs = (prototype_bulks(symbols) if prototypes else []) + imported
+    unique: dict[str, BulkSpec] = {}
+    for spec in specs:
+        unique.setdefault(spec.key, spec)
+    if name is not None and not name.strip():
+        raise InputError("--name must not be empty")
+    return SeedPlan(
+        space=name.strip() if name else "-".join(symbols),
+        elements=symbols,
+        adsorbates=sorted(set(ads), key=list(ADSORBATES).index),
+        bulks=list(unique.values()),
+        max_miller=max_miller if max_miller is not None else settings.max_miller,
+    )
+
+
+def seed(
+    plan: SeedPlan,
+    store: Store,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> SeedReport:
+    """Store the plan's bulks, enumerate those not yet enumerated, store surfaces and sites."""
+    settings = store.settings
+    space = ElementSpace.objects(name=plan.space).first()
+    if space is not None and sorted(space.elements) != plan.elements:
+        raise InputError(
+            f"space '{plan.space}' already exists with elements {','.join(space.elements)}; "
+            "choose another --name"
+        )
+    params = slab_params(settings, plan.max_miller)
+    digest = enumeration_hash(params)
+    report = SeedReport(plan.space, plan.elements, plan.adsorbates)
+    report.added = {"bulks": 0, "surfaces": 0, "sites": {a: 0 for a in plan.adsorbates}}
+
+    if space is None:
+        space = ElementSpace(name=plan.space, elements=plan.elements, adsorbates=plan.adsorbates)
+        space.save()
+    bulk_ids: dict[str, ObjectId] = {}
+    tasks = []
+    wanted: dict[str, list[str]] = {}
+    for spec in plan.bulks:
+        bulk = Bulk.objects(key=spec.key).first()
+        if bulk is None:
+            bulk = Bulk(**spec.document_fields())
+            bulk.save()
+            report.added["bulks"] += 1
+        bulk_ids[spec.key] = bulk.id
+        missing = [a for a in plan.adsorbates if f"{digest}:{a}" not in bulk.enumerated]
+        if missing:
+            tasks.append((spec.key, bulk.structure))
+            wanted[spec.key] = missing
+        else:
+            report.reused_bulks += 1
+    _add_to_space(space, plan, list(bulk_ids.values()))
+    store.commit()
+
+    for key, result, error in run_enumerations(
+        tasks, plan.adsorbates, params, settings, on_start=on_start
+    ):
+        if error is not None or result is None:
+            report.failed.append({"bulk": key, "error": error or "no result"})
+        else:
+            bulk = Bulk.objects(id=bulk_ids[key]).first()
+            _store_enumeration(bulk, result, wanted[key], digest, report)
+            store.commit()
+            report.enumerated_bulks += 1
+        if on_step:
+            on_step(key)
+    return report
+
+
+def _add_to_space(space: ElementSpace, plan: SeedPlan, bulk_ids: list[ObjectId]) -> None:
+    ElementSpace.objects(id=space.id).update_one(
+        add_to_set__bulks=bulk_ids,
+        add_to_set__adsorbates=plan.adsorbates,
+        set__updated=_now(),
+    )
+
+
+def _store_enumeration(
+    bulk: Bulk, result: dict[str, Any], adsorbates: list[str], digest: str, report: SeedReport
+) -> None:
+    existing = {(tuple(s.miller), s.termination): s for s in Surface.objects(bulk=bulk.id)}
+    for row in result["surfaces"]:
+        sites = [s for s in row.pop("sites") if s["adsorbate"] in adsorbates]
+        key = (tuple(row["miller"]), row["termination"])
+        surface = existing.get(key)
+        if surface is None:
+            surface = Surface(
+                key=f"{bulk.key}|{''.join(map(str, row['miller']))}|{row['termination']}",
+                bulk=bulk.id,
+                bulk_formula=bulk.formula,
+                adsorbates=[],
+                **row,
+            )
+            surface.save()
+            report.added["surfaces"] += 1
+        new_ads = [a for a in adsorbates if a not in surface.adsorbates]
+        fresh = [s for s in sites if s["adsorbate"] in new_ads]
+        _insert_sites(surface, bulk, fresh, report)
+        if new_ads:
+            Surface.objects(id=surface.id).update_one(add_to_set__adsorbates=new_ads)
+    for skipped in result["skipped"]:
+        report.skipped_surfaces.append({"bulk": bulk.key, **skipped})
+    Bulk.objects(id=bulk.id).update_one(
+        add_to_set__enumerated=[f"{digest}:{a}" for a in adsorbates]
+    )
+
+
+def _insert_sites(surface: Surface, bulk: Bulk, rows: list[dict], report: SeedReport) -> None:
+    """Insert sites whose (surface, adsorbate, position_key) is not stored yet."""
+    if not rows:
+        return
+    known = {
+        (doc["adsorbate"], doc["position_key"])
+        for doc in Site._get_collection().find(
+            {"surface": surface.id}, {"adsorbate": 1, "position_key": 1}
+        )
+    }
+    documents = []
+    for row in rows:
+        if (row["adsorbate"], row["position_key"]) in known:
+            continue
+        known.add((row["adsorbate"], row["position_key"]))
+        site = Site(
+            surface=surface.id,
+            bulk=bulk.id,
+            miller=surface.miller,
+            bulk_formula=bulk.formula,
+            **row,
+        )
+        site.validate()
+        documents.append(site.to_mongo().to_dict())
+    for doc in _insert_many(Site._get_collection(), documents):
+        report.added["sites"][doc["adsorbate"]] += 1
+
+
+def _insert_many(collection: Any, documents: list[dict]) -> list[dict]:
+    """Insert and return the documents that went in; duplicates of keys stored meanwhile by a
+    concurrent seed (possible on a real MongoDB, where unique indexes stop them) are left out."""
+    from pymongo.errors import BulkWriteError
+
+    if not documents:
+        return []
+    try:
+        collection.insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        rejected = {e["index"] for e in errors}
+        return [d for i, d in enumerate(documents) if i not in rejected]
+    return documents

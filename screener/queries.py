@@ -1,0 +1,101 @@
+"""Read side: what the store holds, for the CLI and (later) the dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from screener.errors import InputError
+from screener.store import Bulk, ElementSpace, Site, Store, Surface
+
+
+def _site_counts(match: dict[str, Any]) -> dict[str, int]:
+    pipeline = [{"$match": match}, {"$group": {"_id": "$adsorbate", "n": {"$sum": 1}}}]
+    rows = Site._get_collection().aggregate(pipeline)
+    return {row["_id"]: int(row["n"]) for row in sorted(rows, key=lambda r: r["_id"])}
+
+
+def status(store: Store) -> dict[str, Any]:
+    """Counts per space and in total (spaces may share bulks, so totals are not their sum)."""
+    spaces = {}
+    for space in ElementSpace.objects.order_by("name"):
+        ids = list(space.bulks)
+        spaces[space.name] = {
+            "elements": list(space.elements),
+            "adsorbates": list(space.adsorbates),
+            "bulks": len(ids),
+            "surfaces": Surface.objects(bulk__in=ids).count(),
+            "sites": _site_counts({"bulk": {"$in": ids}}),
+        }
+    return {
+        "store": {"kind": "embedded" if store.embedded else "mongodb", "location": store.location},
+        "spaces": spaces,
+        "total": {
+            "spaces": len(spaces),
+            "bulks": Bulk.objects.count(),
+            "surfaces": Surface.objects.count(),
+            "sites": _site_counts({}),
+        },
+    }
+
+
+def get_space(name: str) -> ElementSpace:
+    space = ElementSpace.objects(name=name).first()
+    if space is None:
+        known = ", ".join(s.name for s in ElementSpace.objects.only("name")) or "none"
+        raise InputError(f"unknown space '{name}' (known: {known})")
+    return space
+
+
+def list_sites(
+    space: str | None = None,
+    adsorbate: str | None = None,
+    site_type: str | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """Sites as JSON-ready dicts, in storage order."""
+    if limit < 0:
+        raise InputError("--limit must be >= 0")
+    query: dict[str, Any] = {}
+    names: dict[Any, str] = {}
+    if space is not None:
+        doc = get_space(space)
+        query["bulk"] = {"$in": list(doc.bulks)}
+        names = {bulk_id: doc.name for bulk_id in doc.bulks}
+    else:
+        for doc in ElementSpace.objects.order_by("name"):
+            for bulk_id in doc.bulks:
+                names.setdefault(bulk_id, doc.name)
+    if adsorbate is not None:
+        query["adsorbate"] = adsorbate
+    if site_type is not None:
+        query["site_type"] = site_type
+    cursor = Site._get_collection().find(query).sort("_id", 1)
+    if limit:
+        cursor = cursor.limit(limit)
+    surfaces: dict[Any, dict] = {}
+    out = []
+    for doc in cursor:
+        if doc["surface"] not in surfaces:
+            surface = Surface._get_collection().find_one(
+                {"_id": doc["surface"]}, {"termination": 1}
+            )
+            surfaces[doc["surface"]] = surface or {}
+        out.append(
+            {
+                "id": str(doc["_id"]),
+                "space": names.get(doc["bulk"]),
+                "adsorbate": doc["adsorbate"],
+                "site_type": doc["site_type"],
+                "miller": list(doc["miller"]),
+                "bulk_formula": doc["bulk_formula"],
+                "surface_id": str(doc["surface"]),
+                "termination": surfaces[doc["surface"]].get("termination"),
+                "position": doc["position"],
+                "adsorbate_position": doc.get("adsorbate_position"),
+                "composition": doc.get("composition", {}),
+                "multiplicity": doc.get("multiplicity"),
+                "fingerprint": doc.get("fingerprint"),
+                "state": doc.get("state", "open"),
+            }
+        )
+    return out

@@ -1,0 +1,120 @@
+"""One settings object for the whole service.
+
+Values come, in increasing priority, from the defaults below, an optional YAML file named by
+``SCREENER_CONFIG_FILE`` and ``SCREENER_*`` environment variables.  Tests override settings through
+:func:`use_settings` only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from screener.errors import InputError
+
+CONFIG_FILE_ENV = "SCREENER_CONFIG_FILE"
+
+
+class ScreenerSettings(BaseSettings):
+    """Settings of a screener installation (units: eV and Angstrom)."""
+
+    model_config = SettingsConfigDict(env_prefix="SCREENER_", extra="forbid", validate_default=True)
+
+    # --- storage -----------------------------------------------------------------------------
+    mongo_uri: str | None = Field(
+        None, description="MongoDB URI of a real server; unset = embedded store in data_dir"
+    )
+    db_name: str = Field("screener", description="database name (also FireWorks' LaunchPad)")
+    data_dir: Path = Field(Path("screener-data"), description="home of the embedded store")
+
+    # --- parallel enumeration ----------------------------------------------------------------
+    dask_scheduler: str | None = Field(
+        None, description="address of a running dask scheduler; unset = a local cluster"
+    )
+    dask_workers: int = Field(
+        2, ge=0, description="local cluster processes; 0 = enumerate in this process"
+    )
+
+    # --- slab and site enumeration (Tran & Ulissi 2018 conventions) --------------------------
+    max_miller: int = Field(2, ge=1, le=4, description="largest Miller index enumerated")
+    slab_min_thickness: float = Field(7.0, gt=0, description="A")
+    slab_min_width: float = Field(4.5, gt=0, description="A, both in-plane directions")
+    slab_max_atoms: int = Field(80, gt=0)
+    slab_vacuum: float = Field(10.0, gt=0, description="A of vacuum on each side")
+    fix_below: float = Field(3.0, ge=0, description="atoms deeper than this (A) are fixed")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return Path(os.path.expanduser(str(value)))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def embedded(self) -> bool:
+        """True when the service runs on the embedded (mongomock) store."""
+        return not self.mongo_uri
+
+
+_override: ScreenerSettings | None = None
+
+
+def load_settings(**overrides: Any) -> ScreenerSettings:
+    """Build settings from the environment and the YAML file, raising :class:`InputError`."""
+    if _override is not None and not overrides:
+        return _override
+    config_file = os.environ.get(CONFIG_FILE_ENV)
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise InputError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+        try:
+            content = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise InputError(f"{config_file}: not valid YAML ({exc.__class__.__name__})") from exc
+        if content is not None and not isinstance(content, dict):
+            raise InputError(f"{config_file}: expected a mapping of settings")
+    try:
+        return ScreenerSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise InputError(f"invalid setting {where}: {first['msg']}") from exc
+
+
+@contextmanager
+def use_settings(**values: Any) -> Iterator[ScreenerSettings]:
+    """Make :func:`load_settings` return settings with ``values`` applied (tests use this)."""
+    global _override
+    previous = _override
+    _override = None
+    _override = load_settings(**values)
+    try:
+        yield _override
+    finally:
+        _override = previous

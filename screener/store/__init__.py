@@ -1,0 +1,8 @@
+"""Storage: connection (MongoDB or the embedded store) and the documents."""
+
+from __future__ import annotations
+
+from screener.store.connect import Store, open_store
+from screener.store.documents import Bulk, ElementSpace, Site, Surface
+
+__all__ = ["Bulk", "ElementSpace", "Site", "Store", "Surface", "open_store"]

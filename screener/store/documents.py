@@ -1,0 +1,150 @@
+"""MongoDB documents (mongoengine) for element spaces, bulks, surfaces and adsorption sites.
+
+Identity is carried by string keys built from what defines an object, so that seeding is idempotent:
+
+* bulk: ``Bulk.key`` (prototype bulks: ``proto:<prototype>:<formula>``; imported bulks: a hash of
+  the standardised primitive cell);
+* surface: (bulk, Miller index, termination), termination = ``"<shift>/<side>"``;
+* site: (surface, adsorbate, position key).
+
+On a real MongoDB these keys are unique indexes (created by :func:`ensure_indexes`).  The embedded
+mongomock store checks uniqueness by a full scan on every insert (quadratic), so there it relies on
+the single-writer lock and on the seeding code looking keys up before it inserts.
+
+Later issues add calculations and model versions beside these; a site's ``state`` and ``labels``
+fields are where the loop will record what happened to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from mongoengine import (
+    DateTimeField,
+    DictField,
+    Document,
+    FloatField,
+    IntField,
+    ListField,
+    ObjectIdField,
+    ReferenceField,
+    StringField,
+)
+
+SITE_TYPES = ("ontop", "bridge", "fcc", "hcp", "4-fold")
+SITE_STATES = ("open", "queued", "running", "done", "failed")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class ElementSpace(Document):
+    """A named set of elements whose unary and binary bulks are screened together."""
+
+    name = StringField(required=True)
+    elements = ListField(StringField(), required=True)
+    adsorbates = ListField(StringField())
+    bulks = ListField(ObjectIdField())
+    created = DateTimeField(default=_now)
+    updated = DateTimeField(default=_now)
+
+    meta = {
+        "collection": "spaces",
+        "auto_create_index": False,
+        "indexes": [{"fields": ["name"], "unique": True}],
+    }
+
+
+class Bulk(Document):
+    """A bulk crystal (prototype or imported); structure as :func:`workflows.structures` dict."""
+
+    key = StringField(required=True)
+    formula = StringField(required=True)
+    elements = ListField(StringField(), required=True)
+    prototype = StringField(required=True)
+    spacegroup = StringField()
+    spacegroup_number = IntField()
+    natoms = IntField()
+    volume_per_atom = FloatField()
+    structure = DictField(required=True)
+    lattice_rule = StringField()
+    source = StringField()
+    # "<enumeration settings hash>:<adsorbate>" for every completed enumeration of this bulk
+    enumerated = ListField(StringField())
+    created = DateTimeField(default=_now)
+
+    meta = {
+        "collection": "bulks",
+        "auto_create_index": False,
+        "indexes": [{"fields": ["key"], "unique": True}, "elements"],
+    }
+
+
+class Surface(Document):
+    """One termination of one Miller plane of a bulk, as a slab whose top side is the surface."""
+
+    key = StringField(required=True)
+    bulk = ReferenceField(Bulk, required=True)
+    bulk_formula = StringField()
+    miller = ListField(IntField(), required=True)
+    termination = StringField(required=True)
+    shift = FloatField()
+    side = StringField(choices=("top", "bottom"))
+    structure = DictField(required=True)
+    natoms = IntField()
+    thickness = FloatField()
+    area = FloatField()
+    repeat = ListField(IntField())
+    top_composition = DictField()
+    adsorbates = ListField(StringField())
+    created = DateTimeField(default=_now)
+
+    meta = {
+        "collection": "surfaces",
+        "auto_create_index": False,
+        "indexes": [
+            {"fields": ["bulk", "miller", "termination"], "unique": True},
+            {"fields": ["key"], "unique": True},
+        ],
+    }
+
+
+class Site(Document):
+    """A symmetry-unique adsorption site of one adsorbate on the top side of a surface."""
+
+    surface = ReferenceField(Surface, required=True)
+    bulk = ReferenceField(Bulk, required=True)
+    adsorbate = StringField(required=True)
+    site_type = StringField(required=True, choices=SITE_TYPES)
+    position = ListField(FloatField(), required=True)
+    position_key = StringField(required=True)
+    adsorbate_position = ListField(FloatField())
+    binding_atoms = ListField(IntField())
+    binding_elements = ListField(StringField())
+    composition = DictField()
+    multiplicity = IntField()
+    fingerprint = DictField()
+    miller = ListField(IntField())
+    bulk_formula = StringField()
+    state = StringField(default="open", choices=SITE_STATES)
+    created = DateTimeField(default=_now)
+
+    meta = {
+        "collection": "sites",
+        "auto_create_index": False,
+        "indexes": [
+            {"fields": ["surface", "adsorbate", "position_key"], "unique": True},
+            ("bulk", "adsorbate"),
+            ("adsorbate", "state"),
+        ],
+    }
+
+
+DOCUMENTS: tuple[type[Document], ...] = (ElementSpace, Bulk, Surface, Site)
+
+
+def ensure_indexes() -> None:
+    """Create every document's indexes (real MongoDB servers; idempotent)."""
+    for document in DOCUMENTS:
+        document.ensure_indexes()
