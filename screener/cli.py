@@ -131,7 +131,9 @@ def seed(
             )
     if report.failed:
         for failure in report.failed:
-            err.print(f"error: enumeration of {failure['bulk']} failed: {failure['error']}")
+            sys.stderr.write(
+                f"error: enumeration of {failure['bulk']} failed: {failure['error']}\n"
+            )
         raise typer.Exit(1)
 
 
@@ -212,7 +214,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except ScreenerError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
         sys.exit(exc.exit_code)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))

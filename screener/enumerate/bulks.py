@@ -183,7 +183,8 @@ def read_bulk_file(path: str | Path) -> BulkSpec:
     try:
         atoms = read(path)
     except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        text = " ".join(str(exc).split())
+        detail = text if len(text) > 3 else "not a structure ase.io can read (CIF, POSCAR, extxyz)"
         raise InputError(f"cannot read bulk file {path}: {detail}") from exc
     if isinstance(atoms, list):  # pragma: no cover - read() returns the last image by default
         atoms = atoms[-1]

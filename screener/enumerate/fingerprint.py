@@ -40,16 +40,20 @@ def _shell(symbols: list[str]) -> list[list]:
 
 
 def fingerprint_from_binding(slab: Atoms, binding: list[int]) -> dict:
-    """Fingerprint from the slab (surface atoms only) and the indices of the binding atoms."""
+    """Fingerprint from the slab (surface atoms only) and the indices of the binding atoms.
+
+    Neighbours are counted with their periodic images, so a small cell counts what a big one does.
+    """
+    from ase.neighborlist import neighbor_list
+
     symbols = slab.get_chemical_symbols()
     distances = slab.get_all_distances(mic=True)
     np.fill_diagonal(distances, np.inf)
     radius = distances.min(axis=1) / 2
+    first_index, second_index = neighbor_list("ij", slab, SURFACE_BOND_FACTOR * radius)
     second: list[str] = []
     for b in binding:
-        cutoff = SURFACE_BOND_FACTOR * (radius[b] + radius)
-        neighbours = np.nonzero(distances[b] < cutoff)[0]
-        second.extend(symbols[j] for j in neighbours)
+        second.extend(symbols[j] for j in second_index[first_index == b])
     return {
         "version": FINGERPRINT_VERSION,
         "first": _shell([symbols[b] for b in binding]),

@@ -1,5 +1,10 @@
 """Bulk -> slabs -> sites + fingerprints for one bulk: a pure function that runs on dask workers.
 
+For every site and adsorbate the binding atom is placed one bond length above the site; a site where
+that places it nearer to some other atom than to its own binding atoms is buried and dropped for
+that adsorbate; otherwise the fingerprint is computed from the placed adsorbate, by the same code
+that fingerprints relaxed structures.
+
 The result is plain data (lists and dicts); only the seeding process writes it to the store.
 """
 
@@ -16,16 +21,17 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from screener.enumerate.fingerprint import FINGERPRINT_VERSION, fingerprint_from_binding
+from screener.enumerate.fingerprint import FINGERPRINT_VERSION, fingerprint_of_adslab
 from screener.enumerate.sites import SiteCandidate, find_sites
 from screener.enumerate.slabs import SlabParams, make_slabs
 from screener.settings import ScreenerSettings
-from workflows.adsorbates import get_adsorbate
+from workflows.adsorbates import get_adsorbate, place_adsorbate
 from workflows.structures import atoms_from_dict, atoms_to_dict
 
 log = logging.getLogger(__name__)
 
 ENUMERATOR_VERSION = 1
+CLASH_MARGIN = 0.1  # A
 MIN_ADSORBATE_HEIGHT = 0.5  # A above the binding atoms when the bond cannot reach a wide hollow
 
 
@@ -47,18 +53,33 @@ def enumeration_hash(params: SlabParams) -> str:
 
 
 def adsorbate_position(slab: Atoms, site: SiteCandidate, adsorbate: str) -> list[float]:
-    """Where the adsorbate's binding atom goes: above the site, one bond length from the binding
-    atoms (the nearest of them at exactly that length)."""
+    """Where the adsorbate's binding atom goes: the point above the site whose distances to the
+    binding atoms best match the bond lengths (sum of covalent radii), pulled gently toward the
+    site's xy; at least ``MIN_ADSORBATE_HEIGHT`` above the binding atoms."""
+    from scipy.optimize import least_squares
+
     ads = get_adsorbate(adsorbate)
     symbols = slab.get_chemical_symbols()
+    anchors = site.binding_positions(slab)
+    bonds = np.array([ads.bond_length(symbols[i]) for i in site.binding])
     xy = site.position[:2]
-    heights = []
-    for index, pos in zip(site.binding, site.binding_positions(slab), strict=True):
-        bond = ads.bond_length(symbols[index])
-        lateral = float(np.linalg.norm(pos[:2] - xy))
-        rise = np.sqrt(bond**2 - lateral**2) if bond > lateral else MIN_ADSORBATE_HEIGHT
-        heights.append(pos[2] + max(rise, MIN_ADSORBATE_HEIGHT))
-    return [round(float(xy[0]), 4), round(float(xy[1]), 4), round(float(max(heights)), 4)]
+    floor = anchors[:, 2].mean() + MIN_ADSORBATE_HEIGHT
+
+    def residual(point: np.ndarray) -> np.ndarray:
+        stretch = np.linalg.norm(anchors - point, axis=1) - bonds
+        return np.concatenate([stretch, 0.3 * (point[:2] - xy)])
+
+    start = np.array([xy[0], xy[1], anchors[:, 2].max() + bonds.max()])
+    point = least_squares(residual, start).x
+    point[2] = max(point[2], floor)
+    return [round(float(v), 4) for v in point]
+
+
+def _clashes(adslab: Atoms, n_slab: int, binding: list[int]) -> bool:
+    """Is a non-binding slab atom nearer the placed binding atom than the binding atoms are?"""
+    distances = adslab.get_distances(n_slab, list(range(n_slab)), mic=True)
+    others = np.delete(distances, binding)
+    return bool(len(others) and others.min() < distances[binding].max() - CLASH_MARGIN)
 
 
 def enumerate_bulk(
@@ -81,11 +102,14 @@ def enumerate_bulk(
                 "binding_elements": [symbols[i] for i in site.binding],
                 "composition": dict(Counter(symbols[i] for i in site.binding)),
                 "multiplicity": int(site.multiplicity),
-                "fingerprint": fingerprint_from_binding(slab, site.binding),
             }
             for name in adsorbates:
-                row = dict(base, adsorbate=name)
-                row["adsorbate_position"] = adsorbate_position(slab, site, name)
+                position = adsorbate_position(slab, site, name)
+                adslab = place_adsorbate(slab, name, position)
+                if _clashes(adslab, len(slab), site.binding):
+                    continue  # buried site: the adsorbate would sit closer to another atom
+                row = dict(base, adsorbate=name, adsorbate_position=position)
+                row["fingerprint"] = fingerprint_of_adslab(adslab)
                 site_rows.append(row)
         surfaces.append(
             {

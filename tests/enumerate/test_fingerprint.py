@@ -1,0 +1,74 @@
+"""The coordination fingerprint, from binding atoms and from an adsorbate+slab (one code path)."""
+
+from __future__ import annotations
+
+import pytest
+from ase.build import fcc100, fcc111
+
+from screener.enumerate.bulks import prototype_bulks
+from screener.enumerate.fingerprint import (
+    binding_atoms,
+    fingerprint_from_binding,
+    fingerprint_of_adslab,
+)
+from screener.enumerate.pipeline import adsorbate_position, enumerate_bulk
+from screener.enumerate.sites import find_sites
+from screener.enumerate.slabs import SlabParams
+from workflows.adsorbates import place_adsorbate
+from workflows.structures import atoms_from_dict, atoms_to_dict
+
+
+def _counts(shell):
+    return {row[0]: row[3] for row in shell}
+
+
+@pytest.mark.parametrize(
+    "builder,expected",
+    [
+        (fcc111, {"ontop": 9, "bridge": 18, "fcc": 27, "hcp": 27}),
+        (fcc100, {"ontop": 8, "bridge": 16, "4-fold": 32}),
+    ],
+)
+def test_second_shell_counts_bonds_of_first_shell_atoms(builder, expected):
+    slab = builder("Cu", size=(2, 2, 4), vacuum=10.0, a=3.61)
+    for site in find_sites(slab):
+        fp = fingerprint_from_binding(slab, site.binding)
+        assert _counts(fp["first"]) == {"Cu": len(site.binding)}
+        assert _counts(fp["second"]) == {"Cu": expected[site.site_type]}
+        assert fp["first"][0][1:3] == [29, 1.9]  # Z and Pauling electronegativity
+
+
+@pytest.mark.parametrize("adsorbate", ["CO", "H"])
+@pytest.mark.parametrize("builder", [fcc111, fcc100])
+def test_placed_adsorbate_bonds_to_exactly_the_site_atoms(builder, adsorbate):
+    """On flat surfaces the placement realises the geometric site: same binding atoms."""
+    slab = builder("Pd", size=(2, 2, 4), vacuum=10.0)
+    for site in find_sites(slab):
+        adslab = place_adsorbate(slab, adsorbate, adsorbate_position(slab, site, adsorbate))
+        assert binding_atoms(adslab) == sorted(site.binding)
+        assert fingerprint_of_adslab(adslab) == fingerprint_from_binding(slab, site.binding)
+
+
+@pytest.mark.parametrize("adsorbate", ["CO", "H"])
+def test_enumerated_fingerprints_come_from_the_placed_adsorbate(adsorbate):
+    cu3pd = next(s for s in prototype_bulks(["Cu", "Pd"]) if s.key == "proto:L1_2:Cu3Pd")
+    result = enumerate_bulk(atoms_to_dict(cu3pd.atoms), [adsorbate], SlabParams(max_miller=1))
+    checked = 0
+    for surface in result["surfaces"]:
+        slab = atoms_from_dict(surface["structure"])
+        for row in surface["sites"]:
+            adslab = place_adsorbate(slab, adsorbate, row["adsorbate_position"])
+            assert row["fingerprint"] == fingerprint_of_adslab(adslab)
+            # nothing sits nearer the adsorbate than the farthest of its binding atoms
+            d = adslab.get_distances(len(slab), list(range(len(slab))), mic=True)
+            others = [x for i, x in enumerate(d) if i not in row["binding_atoms"]]
+            assert min(others) >= d[row["binding_atoms"]].max() - 0.1 - 1e-9
+            checked += 1
+    assert checked > 20
+
+
+def test_adslab_without_adsorbate_is_rejected():
+    slab = fcc111("Cu", size=(2, 2, 3), vacuum=10.0)
+    slab.set_tags(1)
+    with pytest.raises(ValueError, match="tagged 0"):
+        fingerprint_of_adslab(slab)

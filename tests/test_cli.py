@@ -1,0 +1,214 @@
+"""The admin CLI as a user runs it: seed, status, sites; bad input; crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ase.build import bulk
+from ase.io import write
+
+from tests.conftest import MONGO_URI
+
+SCREENER = str(Path(sys.executable).with_name("screener"))
+
+
+def run(env, *args, check=True):
+    proc = subprocess.run([SCREENER, *args], env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"screener {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
+    return proc
+
+
+def status(env):
+    return json.loads(run(env, "status", "--json").stdout)
+
+
+def snapshot_bytes(settings):
+    path = settings.data_dir / "store.pkl"
+    return path.read_bytes() if path.exists() else None
+
+
+def test_seed_twice_adds_nothing_the_second_time(cli_env):
+    first = json.loads(run(cli_env, "seed", "-e", "Cu,Pd", "-a", "CO,H", "--json").stdout)
+    assert first["added"]["bulks"] == 6
+    assert first["added"]["surfaces"] > 20
+    assert first["added"]["sites"]["CO"] > 100 and first["added"]["sites"]["H"] > 100
+    counts = status(cli_env)
+    again = run(cli_env, "seed", "-e", "Cu,Pd", "-a", "CO,H")
+    assert "nothing new" in again.stdout
+    assert status(cli_env) == counts
+    space = counts["spaces"]["Cu-Pd"]
+    assert space["bulks"] == 6
+    assert space["surfaces"] == first["added"]["surfaces"]
+    assert space["sites"] == first["added"]["sites"]
+    assert counts["total"]["sites"] == space["sites"]
+
+
+def test_sites_json_lists_what_was_stored(cli_env):
+    run(cli_env, "seed", "-e", "Cu,Pd", "-a", "CO,H", "--max-miller", "1")
+    rows = json.loads(
+        run(
+            cli_env, "sites", "--space", "Cu-Pd", "--adsorbate", "CO", "--limit", "5", "--json"
+        ).stdout
+    )
+    assert len(rows) == 5
+    for row in rows:
+        assert isinstance(row["id"], str) and len(row["id"]) == 24
+        assert row["space"] == "Cu-Pd" and row["adsorbate"] == "CO"
+        assert row["site_type"] in {"ontop", "bridge", "fcc", "hcp", "4-fold"}
+        assert len(row["miller"]) == 3 and all(isinstance(i, int) for i in row["miller"])
+        assert row["bulk_formula"] in {"Cu", "Pd", "CuPd", "Cu3Pd", "CuPd3"}
+    everything = json.loads(
+        run(cli_env, "sites", "--space", "Cu-Pd", "--limit", "0", "--json").stdout
+    )
+    assert len(everything) == sum(status(cli_env)["spaces"]["Cu-Pd"]["sites"].values())
+    assert len({r["id"] for r in everything}) == len(everything)
+    types = {
+        r["site_type"] for r in everything if r["miller"] == [1, 1, 1] and r["bulk_formula"] == "Cu"
+    }
+    assert types == {"ontop", "bridge", "fcc", "hcp"}
+
+
+def test_overlapping_spaces_share_bulks_and_sites(cli_env):
+    run(cli_env, "seed", "-e", "Cu,Pd", "--max-miller", "1")
+    before = status(cli_env)
+    report = json.loads(
+        run(cli_env, "seed", "-e", "Cu,Pd,Ni", "--max-miller", "1", "--json").stdout
+    )
+    assert report["already_enumerated_bulks"] == 6
+    assert report["enumerated_bulks"] == 15 - 6
+    after = status(cli_env)
+    assert after["total"]["bulks"] == 15
+    assert after["spaces"]["Cu-Pd"] == before["spaces"]["Cu-Pd"]
+    cu_pd_sites = before["total"]["sites"]["CO"]
+    assert after["total"]["sites"]["CO"] == cu_pd_sites + report["added"]["sites"]["CO"]
+    assert after["spaces"]["Cu-Ni-Pd"]["sites"] == after["total"]["sites"]
+
+
+def test_imported_bulk_beside_prototypes(cli_env, tmp_path):
+    path = tmp_path / "Cu3Pd_conventional.cif"
+    atoms = bulk("Cu", "fcc", a=3.7, cubic=True)
+    atoms[0].symbol = "Pd"
+    write(path, atoms)
+    report = json.loads(
+        run(
+            cli_env,
+            "seed",
+            "-e",
+            "Cu,Pd",
+            "--no-prototypes",
+            "--bulks",
+            str(path),
+            "--name",
+            "mine",
+            "--max-miller",
+            "1",
+            "--json",
+        ).stdout
+    )
+    assert report["space"] == "mine" and report["added"]["bulks"] == 1
+    assert status(cli_env)["spaces"]["mine"]["bulks"] == 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-e", "Cu,Xx"], "unknown element 'Xx'"),
+        (["-e", "Cu", "-a", "CO,OH"], "unsupported adsorbate 'OH'"),
+        (["-e", "Cu", "--max-miller", "0"], "--max-miller must be between 1 and 4"),
+        (["-e", "Cu", "--max-miller", "5"], "--max-miller must be between 1 and 4"),
+        (["-e", "Cu", "--bulks", "/nonexistent/x.cif"], "no such file"),
+        (["-e", "Cu", "--bulks", "{junk}"], "cannot read bulk file"),
+        (["-e", "Cu", "--bulks", "{pd}"], "contains Pd, outside the space's elements Cu"),
+    ],
+)
+def test_bad_input_is_refused_without_writes(cli_env, settings, tmp_path, args, message):
+    junk = tmp_path / "junk.cif"
+    junk.write_text("data_nothing\n_cell_length_a oops\n")
+    pd = tmp_path / "pd.extxyz"
+    write(pd, bulk("Pd"))
+    args = [a.format(junk=junk, pd=pd) for a in args]
+    run(cli_env, "seed", "-e", "Pd", "--max-miller", "1")
+    before = snapshot_bytes(settings), status(cli_env)
+    proc = run(cli_env, "seed", *args, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert (snapshot_bytes(settings), status(cli_env)) == before
+
+
+def test_bad_input_on_a_fresh_machine_creates_nothing(cli_env, settings):
+    proc = run(cli_env, "seed", "-e", "Unobtainium", check=False)
+    assert proc.returncode == 2 and "unknown element 'Unobtainium'" in proc.stderr
+    assert not settings.data_dir.exists()
+
+
+def test_query_errors(cli_env):
+    run(cli_env, "seed", "-e", "Pd", "--max-miller", "1")
+    proc = run(cli_env, "sites", "--space", "Nope", "--json", check=False)
+    assert proc.returncode == 2 and "unknown space 'Nope' (known: Pd)" in proc.stderr
+    proc = run(cli_env, "sites", "--type", "hollow", check=False)
+    assert proc.returncode == 2 and "unknown site type 'hollow'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_same_store(cli_env, tmp_path):
+    run(cli_env, "seed", "-e", "Cu,Pd", "--max-miller", "1")
+    serial = status(cli_env)["spaces"]["Cu-Pd"]
+    env = dict(cli_env, SCREENER_DASK_WORKERS="2", SCREENER_DATA_DIR=str(tmp_path / "dask"))
+    report = json.loads(run(env, "seed", "-e", "Cu,Pd", "--max-miller", "1", "--json").stdout)
+    assert report["enumerated_bulks"] == 6
+    assert status(env)["spaces"]["Cu-Pd"] == serial
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(MONGO_URI), reason="embedded store only")
+def test_second_writer_refused_and_kill_9_leaves_a_consistent_store(cli_env, settings):
+    """kill -9 in the middle of a seed: the snapshot is whole and a rerun completes the space."""
+    args = ["seed", "-e", "Cu,Ni,Pd", "--max-miller", "1"]
+    proc = subprocess.Popen(
+        [SCREENER, *args], env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    snapshot = settings.data_dir / "store.pkl"
+    deadline = time.time() + 120
+    mtimes = set()
+    while time.time() < deadline and len(mtimes) < 4:  # a few bulks committed
+        if snapshot.exists():
+            mtimes.add(snapshot.stat().st_mtime_ns)
+        time.sleep(0.05)
+    busy = run(cli_env, "seed", "-e", "Cu", check=False)
+    assert busy.returncode == 3 and f"in use by screener pid {proc.pid}" in busy.stderr
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    partial = status(cli_env)
+    assert 0 < partial["total"]["surfaces"]
+    _assert_consistent(settings)
+    report = json.loads(run(cli_env, *args, "--json").stdout)
+    assert report["already_enumerated_bulks"] + report["enumerated_bulks"] == 15
+    resumed = status(cli_env)
+
+    clean_env = dict(cli_env, SCREENER_DATA_DIR=str(settings.data_dir.parent / "clean"))
+    run(clean_env, *args)
+    assert resumed["spaces"] == status(clean_env)["spaces"]
+
+
+def _assert_consistent(settings):
+    from screener.store import Bulk, Site, Surface, open_store
+
+    with open_store(settings, readonly=True):
+        bulks = {b.id: b for b in Bulk.objects}
+        surfaces = {s.id: s for s in Surface.objects}
+        assert all(s.bulk.id in bulks for s in surfaces.values())
+        for site in Site._get_collection().find({}, {"surface": 1, "bulk": 1}):
+            assert site["surface"] in surfaces and site["bulk"] in bulks
+        for bulk_doc in bulks.values():
+            if bulk_doc.enumerated:  # committed together with all of its surfaces and sites
+                assert any(s.bulk.id == bulk_doc.id for s in surfaces.values())
