@@ -45,6 +45,59 @@ def _main(
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+def _seed(plan, settings) -> tuple[Any, float]:
+    """Run a validated seed plan with a progress bar; returns (report, seconds)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from screener.enumerate.seed import seed as run_seed
+    from screener.store import open_store
+
+    started = time.perf_counter()
+    with open_store(settings) as store:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"enumerating {plan.space}", total=None)
+            report = run_seed(
+                plan,
+                store,
+                on_start=lambda n: progress.update(task, total=n),
+                on_step=lambda key: progress.advance(task),
+            )
+    return report, time.perf_counter() - started
+
+
+def _print_seed_report(report, n_bulks: int, elapsed: float) -> None:
+    added = report.added
+    sites = ", ".join(f"{n} {a}" for a, n in added["sites"].items())
+    if report.added_anything:
+        out.print(
+            f"{report.space}: added {added['bulks']} bulks, {added['surfaces']} surfaces, "
+            f"sites: {sites} ({elapsed:.1f} s)"
+        )
+    else:
+        out.print(
+            f"{report.space}: nothing new; all {n_bulks} bulks were already enumerated "
+            f"for {','.join(report.adsorbates)} with these settings"
+        )
+    if report.skipped_surfaces:
+        out.print(
+            f"skipped {len(report.skipped_surfaces)} surfaces over the atom limit (--json lists them)"
+        )
+
+
+def _fail_on_enumeration_errors(report) -> None:
+    for failure in report.failed:
+        sys.stderr.write(f"error: enumeration of {failure['bulk']} failed: {failure['error']}\n")
+    if report.failed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def seed(
     elements: Annotated[
@@ -63,12 +116,8 @@ def seed(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Enumerate bulks -> slabs -> symmetry-unique sites of a space and store what is new."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from screener.enumerate.seed import plan_seed
-    from screener.enumerate.seed import seed as run_seed
     from screener.settings import load_settings
-    from screener.store import open_store
 
     settings = load_settings()
     plan = plan_seed(
@@ -80,61 +129,56 @@ def seed(
         max_miller=max_miller,
         settings=settings,
     )
-    started = time.perf_counter()
-    with open_store(settings) as store:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(f"enumerating {plan.space}", total=None)
-            report = run_seed(
-                plan,
-                store,
-                on_start=lambda n: progress.update(task, total=n),
-                on_step=lambda key: progress.advance(task),
-            )
-    elapsed = time.perf_counter() - started
-    result = {
-        "space": report.space,
-        "elements": report.elements,
-        "adsorbates": report.adsorbates,
-        "added": report.added,
-        "enumerated_bulks": report.enumerated_bulks,
-        "already_enumerated_bulks": report.reused_bulks,
-        "skipped_surfaces": report.skipped_surfaces,
-        "failed": report.failed,
-        "seconds": round(elapsed, 2),
-    }
+    report, elapsed = _seed(plan, settings)
     if as_json:
-        _print_json(result)
+        _print_json(
+            {
+                "space": report.space,
+                "elements": report.elements,
+                "adsorbates": report.adsorbates,
+                "added": report.added,
+                "enumerated_bulks": report.enumerated_bulks,
+                "already_enumerated_bulks": report.reused_bulks,
+                "skipped_surfaces": report.skipped_surfaces,
+                "failed": report.failed,
+                "seconds": round(elapsed, 2),
+            }
+        )
     else:
-        added = report.added
-        sites = ", ".join(f"{n} {a}" for a, n in added["sites"].items())
-        if report.added_anything:
-            out.print(
-                f"{report.space}: added {added['bulks']} bulks, {added['surfaces']} surfaces, "
-                f"sites: {sites} ({elapsed:.1f} s)"
-            )
-        else:
-            out.print(
-                f"{report.space}: nothing new; all {len(plan.bulks)} bulks were already enumerated "
-                f"for {','.join(report.adsorbates)} with these settings"
-            )
-        if report.skipped_surfaces:
-            out.print(
-                f"skipped {len(report.skipped_surfaces)} surfaces over the atom limit "
-                f"(--json lists them)"
-            )
-    if report.failed:
-        for failure in report.failed:
-            sys.stderr.write(
-                f"error: enumeration of {failure['bulk']} failed: {failure['error']}\n"
-            )
-        raise typer.Exit(1)
+        _print_seed_report(report, len(plan.bulks), elapsed)
+    _fail_on_enumeration_errors(report)
+
+
+@app.command()
+def demo(
+    elements: Annotated[str, typer.Option("--elements", "-e", help="the demo space")] = "Cu,Pd",
+) -> None:
+    """Seed a small space into the configured store and show what was stored.
+
+    The closed loop (surrogate, DFT workflows, daemon) is not built yet; this shows its first
+    stage, enumeration, end to end.
+    """
+    from screener.enumerate.seed import plan_seed
+    from screener.settings import load_settings
+
+    settings = load_settings()
+    plan = plan_seed(elements, "CO,H", settings=settings)
+    out.print(
+        f"[bold]screener demo[/bold]: enumerating the {plan.space} space "
+        f"({len(plan.bulks)} bulks: unaries and B2, L1_0, L1_2 prototypes; Miller index <= "
+        f"{plan.max_miller}) into {settings.mongo_uri and 'MongoDB' or settings.data_dir}"
+    )
+    report, elapsed = _seed(plan, settings)
+    _print_seed_report(report, len(plan.bulks), elapsed)
+    _fail_on_enumeration_errors(report)
+    status(as_json=False)
+    out.print("the first CO sites stored:")
+    sites(space=plan.space, adsorbate="CO", site_type=None, limit=8, as_json=False)
+    out.print(
+        "next: `screener sites --space "
+        f"{plan.space} --json` lists them all. Not built yet: the surrogate, the DFT workflows "
+        "(GPAW; EMT as a toy oracle) and the closed loop."
+    )
 
 
 @app.command()
@@ -193,7 +237,8 @@ def sites(
         _print_json(rows)
         return
     table = Table()
-    for column in ("id", "space", "ads", "type", "miller", "bulk", "composition", "mult"):
+    table.add_column("id", min_width=24, no_wrap=True)
+    for column in ("space", "ads", "type", "miller", "bulk", "composition", "mult"):
         table.add_column(column)
     for row in rows:
         table.add_row(

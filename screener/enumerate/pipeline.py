@@ -173,6 +173,8 @@ def _run_on_dask(
 ) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
     from dask.distributed import Client, LocalCluster, as_completed
 
+    # distributed sets its loggers to INFO when imported; keep them at the CLI's level or above
+    logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
     cluster = None
     if settings.dask_scheduler:
         client = Client(settings.dask_scheduler, timeout="20s")
