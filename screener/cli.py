@@ -87,7 +87,8 @@ def _print_seed_report(report, n_bulks: int, elapsed: float) -> None:
         )
     if report.skipped_surfaces:
         out.print(
-            f"skipped {len(report.skipped_surfaces)} surfaces over the atom limit (--json lists them)"
+            f"skipped {len(report.skipped_surfaces)} surfaces over the atom limit "
+            "(--json lists them)"
         )
 
 
