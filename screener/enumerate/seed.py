@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bson import ObjectId
+from mongoengine import Document, NotUniqueError
 
 from screener.enumerate.bulks import BulkSpec, parse_elements, prototype_bulks, read_bulk_file
 from screener.enumerate.pipeline import enumeration_hash, run_enumerations, slab_params
@@ -123,17 +125,21 @@ def seed(
     report.added = {"bulks": 0, "surfaces": 0, "sites": {a: 0 for a in plan.adsorbates}}
 
     if space is None:
-        space = ElementSpace(name=plan.space, elements=plan.elements, adsorbates=plan.adsorbates)
-        space.save()
+        space, _ = _get_or_insert(
+            ElementSpace,
+            {"name": plan.space},
+            partial(
+                ElementSpace, name=plan.space, elements=plan.elements, adsorbates=plan.adsorbates
+            ),
+        )
     bulk_ids: dict[str, ObjectId] = {}
     tasks = []
     wanted: dict[str, list[str]] = {}
     for spec in plan.bulks:
-        bulk = Bulk.objects(key=spec.key).first()
-        if bulk is None:
-            bulk = Bulk(**spec.document_fields())
-            bulk.save()
-            report.added["bulks"] += 1
+        bulk, created = _get_or_insert(
+            Bulk, {"key": spec.key}, partial(Bulk, **spec.document_fields())
+        )
+        report.added["bulks"] += int(created)
         bulk_ids[spec.key] = bulk.id
         missing = [a for a in plan.adsorbates if f"{digest}:{a}" not in bulk.enumerated]
         if missing:
@@ -174,20 +180,25 @@ def _store_enumeration(
     for row in result["surfaces"]:
         sites = [s for s in row.pop("sites") if s["adsorbate"] in adsorbates]
         key = (tuple(row["miller"]), row["termination"])
-        surface = existing.get(key)
+        surface, created = existing.get(key), False
         if surface is None:
-            surface = Surface(
-                key=f"{bulk.key}|{''.join(map(str, row['miller']))}|{row['termination']}",
-                bulk=bulk.id,
-                bulk_formula=bulk.formula,
-                adsorbates=[],
-                **row,
+            surface_key = f"{bulk.key}|{''.join(map(str, row['miller']))}|{row['termination']}"
+            surface, created = _get_or_insert(
+                Surface,
+                {"key": surface_key},
+                partial(
+                    Surface,
+                    key=surface_key,
+                    bulk=bulk.id,
+                    bulk_formula=bulk.formula,
+                    adsorbates=[],
+                    **row,
+                ),
             )
-            surface.save()
-            report.added["surfaces"] += 1
+            report.added["surfaces"] += int(created)
         new_ads = [a for a in adsorbates if a not in surface.adsorbates]
         fresh = [s for s in sites if s["adsorbate"] in new_ads]
-        _insert_sites(surface, bulk, fresh, report)
+        _insert_sites(surface, bulk, fresh, report, surface_is_new=created)
         if new_ads:
             Surface.objects(id=surface.id).update_one(add_to_set__adsorbates=new_ads)
     for skipped in result["skipped"]:
@@ -197,16 +208,35 @@ def _store_enumeration(
     )
 
 
-def _insert_sites(surface: Surface, bulk: Bulk, rows: list[dict], report: SeedReport) -> None:
+def _get_or_insert(
+    document_cls: type[Document], query: dict[str, Any], make: Callable[[], Document]
+) -> tuple[Document, bool]:
+    """The stored document matching ``query`` or a newly inserted one; True when inserted."""
+    found = document_cls.objects(**query).first()
+    if found is not None:
+        return found, False
+    document = make()
+    try:
+        document.save(force_insert=True)
+    except NotUniqueError:  # a concurrent seed on a real MongoDB stored it first
+        return document_cls.objects(**query).get(), False
+    return document, True
+
+
+def _insert_sites(
+    surface: Surface, bulk: Bulk, rows: list[dict], report: SeedReport, *, surface_is_new: bool
+) -> None:
     """Insert sites whose (surface, adsorbate, position_key) is not stored yet."""
     if not rows:
         return
-    known = {
-        (doc["adsorbate"], doc["position_key"])
-        for doc in Site._get_collection().find(
-            {"surface": surface.id}, {"adsorbate": 1, "position_key": 1}
-        )
-    }
+    known: set[tuple[str, str]] = set()
+    if not surface_is_new:  # an interrupted earlier seed may have stored some of them
+        known = {
+            (doc["adsorbate"], doc["position_key"])
+            for doc in Site._get_collection().find(
+                {"surface": surface.id}, {"adsorbate": 1, "position_key": 1}
+            )
+        }
     documents = []
     for row in rows:
         if (row["adsorbate"], row["position_key"]) in known:
