@@ -61,6 +61,7 @@ def _seed(plan, settings) -> tuple[Any, float]:
             TimeElapsedColumn(),
             console=err,
             transient=True,
+            disable=not err.is_terminal,
         ) as progress:
             task = progress.add_task(f"enumerating {plan.space}", total=None)
             report = run_seed(

@@ -169,6 +169,27 @@ def test_dask_local_cluster_gives_the_same_store(cli_env, tmp_path):
 
 
 @pytest.mark.slow
+def test_seed_on_a_running_dask_scheduler(cli_env, tmp_path):
+    from dask.distributed import LocalCluster
+
+    run(cli_env, "seed", "-e", "Pd", "--max-miller", "1")
+    serial = status(cli_env)["spaces"]["Pd"]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        env = dict(cli_env, SCREENER_DASK_SCHEDULER=cluster.scheduler_address,
+                   SCREENER_DATA_DIR=str(tmp_path / "remote"))
+        run(env, "seed", "-e", "Pd", "--max-miller", "1")
+        executed = sum(w.state.executed_count for w in cluster.workers.values())
+    assert executed == 1  # the one bulk, Pd, was enumerated there
+    assert status(env)["spaces"]["Pd"] == serial
+    proc = run(dict(env, SCREENER_DASK_SCHEDULER="tcp://127.0.0.1:9", SCREENER_DATA_DIR=str(
+        tmp_path / "unreachable")), "seed", "-e", "Cu", "--max-miller", "1", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: cannot reach the dask scheduler at tcp://127.0.0.1:9")
+    assert not (tmp_path / "unreachable" / "store.pkl").exists()  # nothing was written
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(bool(MONGO_URI), reason="embedded store only")
 def test_second_writer_refused_and_kill_9_leaves_a_consistent_store(cli_env, settings):
     """kill -9 in the middle of a seed: the snapshot is whole and a rerun completes the space."""

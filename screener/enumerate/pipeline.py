@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -24,6 +24,7 @@ from ase import Atoms
 from screener.enumerate.fingerprint import FINGERPRINT_VERSION, fingerprint_of_adslab
 from screener.enumerate.sites import SiteCandidate, find_sites
 from screener.enumerate.slabs import SlabParams, make_slabs
+from screener.errors import ScreenerError
 from screener.settings import ScreenerSettings
 from workflows.adsorbates import get_adsorbate, place_adsorbate
 from workflows.structures import atoms_from_dict, atoms_to_dict
@@ -135,70 +136,84 @@ def enumerate_bulk(
 
 
 Task = tuple[str, dict[str, Any]]  # (bulk key, structure)
+Outcome = tuple[str, dict[str, Any] | None, str | None]  # (bulk key, result, error)
 
 
-def run_enumerations(
-    tasks: list[Task],
-    adsorbates: list[str],
-    params: SlabParams,
-    settings: ScreenerSettings,
-    on_start: Callable[[int], None] | None = None,
-) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
-    """Yield ``(bulk key, result, error)`` as enumerations finish.
+class Enumerator:
+    """Runs :func:`enumerate_bulk` for many bulks; a context manager owning the dask client.
 
     In this process when ``dask_workers`` is 0 and no scheduler is set; otherwise on a dask
-    cluster (``dask_scheduler`` address, or a local cluster of ``dask_workers`` processes).
+    cluster (the ``dask_scheduler`` address, or a local cluster of ``dask_workers`` processes).
+    Entering connects (or starts the cluster), so an unreachable scheduler fails before the caller
+    has written anything.
     """
-    if on_start:
-        on_start(len(tasks))
-    if not tasks:
-        return
-    if settings.dask_scheduler is None and settings.dask_workers == 0:
-        for key, structure in tasks:
-            yield _guarded(key, structure, adsorbates, params)
-        return
-    yield from _run_on_dask(tasks, adsorbates, params, settings)
+
+    def __init__(self, settings: ScreenerSettings, n_tasks: int) -> None:
+        self.settings = settings
+        self.n_tasks = n_tasks
+        self.client: Any = None
+        self.cluster: Any = None
+
+    @property
+    def in_process(self) -> bool:
+        return self.settings.dask_scheduler is None and self.settings.dask_workers == 0
+
+    def __enter__(self) -> Enumerator:
+        if self.n_tasks == 0 or self.in_process:
+            return self
+        from dask.distributed import Client, LocalCluster
+
+        # distributed sets its loggers to INFO when imported; keep them at the CLI's level
+        logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
+        address = self.settings.dask_scheduler
+        if address:
+            try:
+                self.client = Client(address, timeout="20s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ScreenerError(
+                    f"cannot reach the dask scheduler at {address}: {exc}"
+                ) from None
+        else:
+            self.cluster = LocalCluster(
+                n_workers=max(1, min(self.settings.dask_workers, self.n_tasks)),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            self.client = Client(self.cluster)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def run(
+        self, tasks: list[Task], adsorbates: list[str], params: SlabParams
+    ) -> Iterator[Outcome]:
+        """Yield outcomes as enumerations finish; one failing bulk does not stop the others."""
+        if self.client is None:
+            for key, structure in tasks:
+                yield _guarded(key, structure, adsorbates, params)
+            return
+        from dask.distributed import as_completed
+
+        futures = {
+            self.client.submit(enumerate_bulk, structure, adsorbates, params, pure=False): key
+            for key, structure in tasks
+        }
+        for future in as_completed(futures):
+            try:
+                yield futures[future], future.result(), None
+            except Exception as exc:
+                yield futures[future], None, f"{exc.__class__.__name__}: {exc}"
 
 
-def _guarded(key: str, structure: dict, adsorbates: list[str], params: SlabParams):
+def _guarded(key: str, structure: dict, adsorbates: list[str], params: SlabParams) -> Outcome:
     try:
         return key, enumerate_bulk(structure, adsorbates, params), None
     except Exception as exc:  # one bad bulk must not stop the others
         log.exception("enumeration of %s failed", key)
         return key, None, f"{exc.__class__.__name__}: {exc}"
-
-
-def _run_on_dask(
-    tasks: list[Task], adsorbates: list[str], params: SlabParams, settings: ScreenerSettings
-) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    # distributed sets its loggers to INFO when imported; keep them at the CLI's level or above
-    logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
-    cluster = None
-    if settings.dask_scheduler:
-        client = Client(settings.dask_scheduler, timeout="20s")
-    else:
-        cluster = LocalCluster(
-            n_workers=max(1, min(settings.dask_workers, len(tasks))),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-        client = Client(cluster)
-    try:
-        futures = {
-            client.submit(enumerate_bulk, structure, adsorbates, params, pure=False): key
-            for key, structure in tasks
-        }
-        for future in as_completed(futures):
-            key = futures[future]
-            try:
-                yield key, future.result(), None
-            except Exception as exc:
-                yield key, None, f"{exc.__class__.__name__}: {exc}"
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

@@ -17,7 +17,7 @@ from bson import ObjectId
 from mongoengine import Document, NotUniqueError
 
 from screener.enumerate.bulks import BulkSpec, parse_elements, prototype_bulks, read_bulk_file
-from screener.enumerate.pipeline import enumeration_hash, run_enumerations, slab_params
+from screener.enumerate.pipeline import Enumerator, enumeration_hash, slab_params
 from screener.errors import InputError
 from screener.settings import ScreenerSettings
 from screener.store import Bulk, ElementSpace, Site, Store, Surface
@@ -124,44 +124,53 @@ def seed(
     report = SeedReport(plan.space, plan.elements, plan.adsorbates)
     report.added = {"bulks": 0, "surfaces": 0, "sites": {a: 0 for a in plan.adsorbates}}
 
-    if space is None:
-        space, _ = _get_or_insert(
-            ElementSpace,
-            {"name": plan.space},
-            partial(
-                ElementSpace, name=plan.space, elements=plan.elements, adsorbates=plan.adsorbates
-            ),
-        )
-    bulk_ids: dict[str, ObjectId] = {}
-    tasks = []
-    wanted: dict[str, list[str]] = {}
-    for spec in plan.bulks:
-        bulk, created = _get_or_insert(
-            Bulk, {"key": spec.key}, partial(Bulk, **spec.document_fields())
-        )
-        report.added["bulks"] += int(created)
-        bulk_ids[spec.key] = bulk.id
-        missing = [a for a in plan.adsorbates if f"{digest}:{a}" not in bulk.enumerated]
-        if missing:
-            tasks.append((spec.key, bulk.structure))
-            wanted[spec.key] = missing
-        else:
-            report.reused_bulks += 1
-    _add_to_space(space, plan, list(bulk_ids.values()))
-    store.commit()
+    done = {
+        spec.key: set(getattr(Bulk.objects(key=spec.key).first(), "enumerated", []))
+        for spec in plan.bulks
+    }
+    wanted = {
+        key: missing
+        for key in done
+        if (missing := [a for a in plan.adsorbates if f"{digest}:{a}" not in done[key]])
+    }
+    report.reused_bulks = len(plan.bulks) - len(wanted)
+    if on_start:
+        on_start(len(wanted))
+    with Enumerator(settings, len(wanted)) as enumerator:  # connects before anything is written
+        if space is None:
+            space, _ = _get_or_insert(
+                ElementSpace,
+                {"name": plan.space},
+                partial(
+                    ElementSpace,
+                    name=plan.space,
+                    elements=plan.elements,
+                    adsorbates=plan.adsorbates,
+                ),
+            )
+        bulk_ids: dict[str, ObjectId] = {}
+        tasks = []
+        for spec in plan.bulks:
+            bulk, created = _get_or_insert(
+                Bulk, {"key": spec.key}, partial(Bulk, **spec.document_fields())
+            )
+            report.added["bulks"] += int(created)
+            bulk_ids[spec.key] = bulk.id
+            if spec.key in wanted:
+                tasks.append((spec.key, bulk.structure))
+        _add_to_space(space, plan, list(bulk_ids.values()))
+        store.commit()
 
-    for key, result, error in run_enumerations(
-        tasks, plan.adsorbates, params, settings, on_start=on_start
-    ):
-        if error is not None or result is None:
-            report.failed.append({"bulk": key, "error": error or "no result"})
-        else:
-            bulk = Bulk.objects(id=bulk_ids[key]).first()
-            _store_enumeration(bulk, result, wanted[key], digest, report)
-            store.commit()
-            report.enumerated_bulks += 1
-        if on_step:
-            on_step(key)
+        for key, result, error in enumerator.run(tasks, plan.adsorbates, params):
+            if error is not None or result is None:
+                report.failed.append({"bulk": key, "error": error or "no result"})
+            else:
+                bulk = Bulk.objects(id=bulk_ids[key]).first()
+                _store_enumeration(bulk, result, wanted[key], digest, report)
+                store.commit()
+                report.enumerated_bulks += 1
+            if on_step:
+                on_step(key)
     return report
 
 
