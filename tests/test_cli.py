@@ -174,16 +174,36 @@ def test_seed_on_a_running_dask_scheduler(cli_env, tmp_path):
 
     run(cli_env, "seed", "-e", "Pd", "--max-miller", "1")
     serial = status(cli_env)["spaces"]["Pd"]
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
-                      host="127.0.0.1", dashboard_address=None) as cluster:
-        env = dict(cli_env, SCREENER_DASK_SCHEDULER=cluster.scheduler_address,
-                   SCREENER_DATA_DIR=str(tmp_path / "remote"))
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        env = dict(
+            cli_env,
+            SCREENER_DASK_SCHEDULER=cluster.scheduler_address,
+            SCREENER_DATA_DIR=str(tmp_path / "remote"),
+        )
         run(env, "seed", "-e", "Pd", "--max-miller", "1")
         executed = sum(w.state.executed_count for w in cluster.workers.values())
     assert executed == 1  # the one bulk, Pd, was enumerated there
     assert status(env)["spaces"]["Pd"] == serial
-    proc = run(dict(env, SCREENER_DASK_SCHEDULER="tcp://127.0.0.1:9", SCREENER_DATA_DIR=str(
-        tmp_path / "unreachable")), "seed", "-e", "Cu", "--max-miller", "1", check=False)
+    proc = run(
+        dict(
+            env,
+            SCREENER_DASK_SCHEDULER="tcp://127.0.0.1:9",
+            SCREENER_DATA_DIR=str(tmp_path / "unreachable"),
+        ),
+        "seed",
+        "-e",
+        "Cu",
+        "--max-miller",
+        "1",
+        check=False,
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: cannot reach the dask scheduler at tcp://127.0.0.1:9")
     assert not (tmp_path / "unreachable" / "store.pkl").exists()  # nothing was written

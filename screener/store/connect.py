@@ -140,6 +140,7 @@ def _open_embedded(settings: ScreenerSettings, *, readonly: bool) -> Store:
         alias=ALIAS,
         mongo_client_class=mongomock.MongoClient,
         _store=server_store,
+        uuidRepresentation="standard",
     )
     client = mongoengine.get_connection(ALIAS)
     return Store(settings, client, readonly=readonly, server_store=server_store, lock=lock)
