@@ -15,6 +15,7 @@ tagged 0) and calls it.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -39,24 +40,51 @@ def _shell(symbols: list[str]) -> list[list]:
     return [[s, atomic_numbers[s], pauling(s), counts[s]] for s in sorted(counts)]
 
 
-def fingerprint_from_binding(slab: Atoms, binding: list[int]) -> dict:
+def point_distances(
+    atoms: Atoms, point: np.ndarray, indices: np.ndarray | None = None
+) -> np.ndarray:
+    """Distances from ``point`` to atoms (nearest in-plane periodic image; a, b periodic)."""
+    positions = atoms.positions if indices is None else atoms.positions[indices]
+    cell = atoms.cell.array
+    shifts = np.array([i * cell[0] + j * cell[1] for i in (-1, 0, 1) for j in (-1, 0, 1)])
+    delta = positions[None, :, :] + shifts[:, None, :] - np.asarray(point)[None, None, :]
+    return np.sqrt((delta**2).sum(axis=2)).min(axis=0)
+
+
+@dataclass
+class SlabBonds:
+    """Metal-metal bonds of a slab (with periodic images), computed once per slab."""
+
+    symbols: list[str]
+    neighbours: list[np.ndarray]
+
+    @classmethod
+    def of(cls, slab: Atoms) -> SlabBonds:
+        from ase.neighborlist import neighbor_list
+
+        distances = slab.get_all_distances(mic=True)
+        np.fill_diagonal(distances, np.inf)
+        radius = distances.min(axis=1) / 2
+        first, second = neighbor_list("ij", slab, SURFACE_BOND_FACTOR * radius)
+        order = np.argsort(first, kind="stable")
+        split = np.searchsorted(first[order], np.arange(len(slab) + 1))
+        neighbours = [second[order][split[k] : split[k + 1]] for k in range(len(slab))]
+        return cls(slab.get_chemical_symbols(), neighbours)
+
+
+def fingerprint_from_binding(
+    slab: Atoms, binding: list[int], bonds: SlabBonds | None = None
+) -> dict:
     """Fingerprint from the slab (surface atoms only) and the indices of the binding atoms.
 
     Neighbours are counted with their periodic images, so a small cell counts what a big one does.
+    Pass ``bonds`` (:meth:`SlabBonds.of` the slab) to reuse them across the sites of one slab.
     """
-    from ase.neighborlist import neighbor_list
-
-    symbols = slab.get_chemical_symbols()
-    distances = slab.get_all_distances(mic=True)
-    np.fill_diagonal(distances, np.inf)
-    radius = distances.min(axis=1) / 2
-    first_index, second_index = neighbor_list("ij", slab, SURFACE_BOND_FACTOR * radius)
-    second: list[str] = []
-    for b in binding:
-        second.extend(symbols[j] for j in second_index[first_index == b])
+    bonds = bonds or SlabBonds.of(slab)
+    second = [bonds.symbols[j] for b in binding for j in bonds.neighbours[b]]
     return {
         "version": FINGERPRINT_VERSION,
-        "first": _shell([symbols[b] for b in binding]),
+        "first": _shell([bonds.symbols[b] for b in binding]),
         "second": _shell(second),
     }
 
@@ -69,7 +97,7 @@ def binding_atoms(adslab: Atoms) -> list[int]:
     if len(ads) == 0 or len(surf) == 0:
         raise ValueError("needs adsorbate atoms tagged 0 and surface atoms tagged >= 1")
     lowest = ads[np.argmin(adslab.positions[ads, 2])]
-    d = adslab.get_distances(lowest, surf, mic=True)
+    d = point_distances(adslab, adslab.positions[lowest], surf)
     r_ads = covalent_radii[adslab.numbers[lowest]]
     cutoff = ADSORBATE_BOND_FACTOR * (r_ads + covalent_radii[adslab.numbers[surf]])
     bound = surf[d < cutoff]
@@ -78,9 +106,12 @@ def binding_atoms(adslab: Atoms) -> list[int]:
     return sorted(int(i) for i in bound)
 
 
-def fingerprint_of_adslab(adslab: Atoms) -> dict:
-    """Fingerprint of an adsorbate+slab (adsorbate tagged 0), enumerated or relaxed."""
-    binding = binding_atoms(adslab)
-    slab = adslab[adslab.get_tags() > 0]
-    index = {old: new for new, old in enumerate(np.nonzero(adslab.get_tags() > 0)[0])}
-    return fingerprint_from_binding(slab, [index[b] for b in binding])
+def fingerprint_of_adslab(adslab: Atoms, bonds: SlabBonds | None = None) -> dict:
+    """Fingerprint of an adsorbate+slab (adsorbate tagged 0), enumerated or relaxed.
+
+    ``bonds`` may carry the bare slab's bonds (slab atoms first, in the same order).
+    """
+    surface = np.nonzero(adslab.get_tags() > 0)[0]
+    index = {old: new for new, old in enumerate(surface)}
+    binding = [index[b] for b in binding_atoms(adslab)]
+    return fingerprint_from_binding(adslab[surface], binding, bonds)

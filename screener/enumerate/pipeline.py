@@ -21,7 +21,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from screener.enumerate.fingerprint import FINGERPRINT_VERSION, fingerprint_of_adslab
+from screener.enumerate.fingerprint import (
+    FINGERPRINT_VERSION,
+    SlabBonds,
+    fingerprint_of_adslab,
+    point_distances,
+)
 from screener.enumerate.sites import SiteCandidate, find_sites
 from screener.enumerate.slabs import SlabParams, make_slabs
 from screener.errors import ScreenerError
@@ -57,28 +62,35 @@ def adsorbate_position(slab: Atoms, site: SiteCandidate, adsorbate: str) -> list
     """Where the adsorbate's binding atom goes: the point above the site whose distances to the
     binding atoms best match the bond lengths (sum of covalent radii), pulled gently toward the
     site's xy; at least ``MIN_ADSORBATE_HEIGHT`` above the binding atoms."""
-    from scipy.optimize import least_squares
-
     ads = get_adsorbate(adsorbate)
     symbols = slab.get_chemical_symbols()
     anchors = site.binding_positions(slab)
     bonds = np.array([ads.bond_length(symbols[i]) for i in site.binding])
     xy = site.position[:2]
     floor = anchors[:, 2].mean() + MIN_ADSORBATE_HEIGHT
+    pull = np.array([[0.3, 0.0, 0.0], [0.0, 0.3, 0.0]])  # weight of staying above the site
 
-    def residual(point: np.ndarray) -> np.ndarray:
-        stretch = np.linalg.norm(anchors - point, axis=1) - bonds
-        return np.concatenate([stretch, 0.3 * (point[:2] - xy)])
-
-    start = np.array([xy[0], xy[1], anchors[:, 2].max() + bonds.max()])
-    point = least_squares(residual, start).x
+    # damped Gauss-Newton on: |point - anchor_i| = bond_i, point_xy = site_xy (weak)
+    point = np.array([xy[0], xy[1], anchors[:, 2].max() + bonds.max()])
+    for _ in range(50):
+        diff = point - anchors
+        dist = np.linalg.norm(diff, axis=1)
+        residual = np.concatenate([dist - bonds, pull[:, :2] @ (point[:2] - xy)])
+        jacobian = np.vstack([diff / dist[:, None], pull])
+        step = np.linalg.lstsq(jacobian, -residual, rcond=None)[0]
+        length = np.linalg.norm(step)
+        if length > 0.5:
+            step *= 0.5 / length
+        point += step
+        if length < 1e-7:
+            break
     point[2] = max(point[2], floor)
     return [round(float(v), 4) for v in point]
 
 
 def _clashes(adslab: Atoms, n_slab: int, binding: list[int]) -> bool:
     """Is a non-binding slab atom nearer the placed binding atom than the binding atoms are?"""
-    distances = adslab.get_distances(n_slab, list(range(n_slab)), mic=True)
+    distances = point_distances(adslab, adslab.positions[n_slab], np.arange(n_slab))
     others = np.delete(distances, binding)
     return bool(len(others) and others.min() < distances[binding].max() - CLASH_MARGIN)
 
@@ -93,6 +105,7 @@ def enumerate_bulk(
     for record in slabs:
         slab = record.atoms
         symbols = slab.get_chemical_symbols()
+        bonds = SlabBonds.of(slab)
         site_rows = []
         for site in find_sites(slab):
             base = {
@@ -110,7 +123,7 @@ def enumerate_bulk(
                 if _clashes(adslab, len(slab), site.binding):
                     continue  # buried site: the adsorbate would sit closer to another atom
                 row = dict(base, adsorbate=name, adsorbate_position=position)
-                row["fingerprint"] = fingerprint_of_adslab(adslab)
+                row["fingerprint"] = fingerprint_of_adslab(adslab, bonds)
                 site_rows.append(row)
         surfaces.append(
             {
