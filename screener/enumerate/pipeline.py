@@ -36,7 +36,7 @@ from workflows.structures import atoms_from_dict, atoms_to_dict
 
 log = logging.getLogger(__name__)
 
-ENUMERATOR_VERSION = 1
+ENUMERATOR_VERSION = 2  # 2: hcp/fcc judged along the hollow's own normal
 CLASH_MARGIN = 0.1  # A
 MIN_ADSORBATE_HEIGHT = 0.5  # A above the binding atoms when the bond cannot reach a wide hollow
 

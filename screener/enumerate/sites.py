@@ -173,21 +173,25 @@ def _circumcentre(triangle: np.ndarray) -> np.ndarray:
 
 
 def _atom_below(slab: Atoms, site: SiteCandidate, d_nn: float) -> bool:
-    """Is there an atom of the next layer right below the hollow (an hcp hollow)?"""
+    """Is there an atom right below the hollow, along the normal of its binding triangle?
+
+    That is the hcp hollow (an atom of the next layer underneath); the fcc hollow has none.
+    Measuring along the triangle's own normal keeps the labels right on the tilted (111)
+    terraces of stepped surfaces, where straight down (z) meets other atoms.
+    """
+    anchors = site.binding_positions(slab)
+    centre = anchors.mean(axis=0)
+    normal = np.cross(anchors[1] - anchors[0], anchors[2] - anchors[0])
+    normal /= np.linalg.norm(normal)
+    if normal[2] < 0:
+        normal = -normal
     cell = slab.cell.array
-    frac_site = site.position[:2] @ np.linalg.inv(cell[:2, :2])
-    binding = set(site.binding)
-    for index, pos in enumerate(slab.positions):
-        if index in binding:
-            continue
-        depth = site.position[2] - pos[2]
-        if not 0.3 < depth < 1.2 * d_nn:
-            continue
-        frac = pos[:2] @ np.linalg.inv(cell[:2, :2]) - frac_site
-        frac -= np.round(frac)
-        if np.linalg.norm(frac @ cell[:2, :2]) < 0.35 * d_nn:
-            return True
-    return False
+    shifts = np.array([i * cell[0] + j * cell[1] for i in (-1, 0, 1) for j in (-1, 0, 1)])
+    vectors = (slab.positions[None, :, :] + shifts[:, None, :] - centre).reshape(-1, 3)
+    depth = -vectors @ normal
+    lateral = np.linalg.norm(vectors + depth[:, None] * normal, axis=1)
+    below = (depth > 0.3) & (depth < 1.2 * d_nn) & (lateral < 0.35 * d_nn)
+    return bool(below.any())
 
 
 def _reduce(slab: Atoms, sites: list[SiteCandidate], symprec: float) -> list[SiteCandidate]:

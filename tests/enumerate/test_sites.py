@@ -44,6 +44,13 @@ def test_fcc111_hollows_are_told_apart_by_the_second_layer():
         assert (lateral < 0.3) == (site.site_type == "hcp")
 
 
+def test_stepped_fcc211_terrace_has_both_hollows():
+    """The (111) terrace of a (211) step is three rows wide: two fcc and two hcp hollows."""
+    (s211,) = _slab(elemental_bulk("Cu"), (2, 1, 1))
+    hollows = _types(find_sites(s211.atoms))
+    assert (hollows["fcc"], hollows["hcp"]) == (2, 2)
+
+
 def test_fcc100_has_ontop_bridge_and_fourfold():
     sites = find_sites(fcc100("Cu", size=(2, 2, 4), vacuum=10.0, a=3.61))
     assert _types(sites) == {"ontop": 1, "bridge": 1, "4-fold": 1}

@@ -97,3 +97,21 @@ def test_lock_is_released_on_close(settings):
         store.commit()
     assert (settings.data_dir / SNAPSHOT_NAME).exists()
     assert os.path.getsize(settings.data_dir / "store.lock") == 0
+
+
+def test_site_counts_agree_between_the_scan_and_the_aggregation(settings):
+    """The embedded store counts by a projected scan, MongoDB by $group: same numbers."""
+    from screener.queries import site_counts_by_bulk
+
+    bulks = [ObjectId() for _ in range(3)]
+    with open_store(settings) as store:
+        rows = [{"bulk": bulks[i % 3], "adsorbate": "CO" if i % 4 else "H"} for i in range(40)]
+        store.db["sites"].insert_many(rows)
+        scanned = site_counts_by_bulk(store)
+        store._server_store, saved = None, store._server_store  # pretend: a MongoDB server
+        try:
+            grouped = site_counts_by_bulk(store)
+        finally:
+            store._server_store = saved
+    assert scanned == grouped and sum(scanned.values()) == 40
+    assert scanned[(bulks[0], "H")] == sum(1 for i in range(0, 40, 3) if i % 4 == 0)
