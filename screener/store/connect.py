@@ -58,6 +58,41 @@ class Store:
     def snapshot_path(self) -> Path:
         return self.settings.data_dir / SNAPSHOT_NAME
 
+    def launchpad(self) -> Any:
+        """FireWorks' LaunchPad on this store's database, initialised on first use.
+
+        Embedded: built on this store's own mongomock client, so FireWorks and mongoengine share
+        one in-memory server and one snapshot (a second persisting client would overwrite it).
+        """
+        from fireworks.core import launchpad as fw_launchpad
+
+        if self.embedded:
+            import mongomock.gridfs
+
+            mongomock.gridfs.enable_gridfs_integration()  # as FireWorks' own mongomock mode does
+            original = fw_launchpad.MongoClient
+            fw_launchpad.MongoClient = lambda *args, **kwargs: self.client
+            try:
+                launchpad = fw_launchpad.LaunchPad(
+                    host="mongodb://localhost",
+                    name=self.settings.db_name,
+                    uri_mode=True,
+                    strm_lvl="WARNING",
+                )
+            finally:
+                fw_launchpad.MongoClient = original
+        else:
+            launchpad = fw_launchpad.LaunchPad(
+                host=self.settings.mongo_uri,
+                name=self.settings.db_name,
+                uri_mode=True,
+                strm_lvl="WARNING",
+            )
+        fresh = launchpad.fw_id_assigner.count_documents({}) == 0
+        if fresh and not self.readonly and launchpad.fireworks.count_documents({}) == 0:
+            launchpad.reset("", require_password=False)
+        return launchpad
+
     def commit(self) -> None:
         """Make everything written so far durable (embedded: atomic snapshot; MongoDB: no-op)."""
         if self.readonly:

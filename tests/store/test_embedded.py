@@ -115,3 +115,18 @@ def test_site_counts_agree_between_the_scan_and_the_aggregation(settings):
             store._server_store = saved
     assert scanned == grouped and sum(scanned.values()) == 40
     assert scanned[(bulks[0], "H")] == sum(1 for i in range(0, 40, 3) if i % 4 == 0)
+
+
+def test_launchpad_shares_the_embedded_client_and_snapshot(settings):
+    from fireworks import Firework, ScriptTask
+
+    with open_store(settings) as store:
+        launchpad = store.launchpad()
+        assert launchpad.connection is store.client
+        launchpad.add_wf(Firework(ScriptTask.from_str("echo hi"), name="hello"))
+        ElementSpace(name="Cu", elements=["Cu"]).save()
+        store.commit()
+    with open_store(settings, readonly=True) as store:
+        launchpad = store.launchpad()
+        assert [fw["name"] for fw in launchpad.fireworks.find({})] == ["hello"]
+        assert ElementSpace.objects.count() == 1
