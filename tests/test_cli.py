@@ -253,3 +253,19 @@ def _assert_consistent(settings):
         for bulk_doc in bulks.values():
             if bulk_doc.enumerated:  # committed together with all of its surfaces and sites
                 assert any(s.bulk.id == bulk_doc.id for s in surfaces.values())
+
+
+def test_stored_documents_follow_the_schema(cli_env, settings):
+    """Sites are inserted as plain documents for speed: every one must load and validate."""
+    from screener.store import Bulk, ElementSpace, Site, Surface, open_store
+
+    run(cli_env, "seed", "-e", "Cu,Pd", "--max-miller", "1")
+    with open_store(settings, readonly=True):
+        for document in (ElementSpace, Bulk, Surface, Site):
+            stored = list(document.objects)
+            assert stored
+            for item in stored:
+                item.validate()
+        site = Site.objects.first()
+        assert site.surface.bulk.id == site.bulk.id and site.state == "open"
+        assert site.miller == site.surface.miller and site.bulk_formula == site.bulk.formula
