@@ -240,8 +240,10 @@ def sites(
         return
     table = Table()
     table.add_column("id", min_width=24, no_wrap=True)
-    for column in ("space", "ads", "type", "miller", "bulk", "composition", "mult"):
-        table.add_column(column)
+    for column, width in (("space", 5), ("ads", 3), ("type", 6), ("hkl", 3), ("bulk", 5)):
+        table.add_column(column, min_width=width, no_wrap=True)
+    table.add_column("binds", min_width=5)
+    table.add_column("n", min_width=2)  # multiplicity
     for row in rows:
         table.add_row(
             row["id"],
