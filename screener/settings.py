@@ -55,6 +55,13 @@ class ScreenerSettings(BaseSettings):
     slab_vacuum: float = Field(10.0, gt=0, description="A of vacuum on each side")
     fix_below: float = Field(3.0, ge=0, description="atoms deeper than this (A) are fixed")
 
+    # --- DFT workflows ------------------------------------------------------------------------
+    mpi_ranks: int = Field(2, ge=1, description="MPI ranks per GPAW calculation")
+    max_tries: int = Field(3, ge=1, le=10, description="tries per calculation (retry ladder)")
+    lostrun_hours: float = Field(
+        4.0, gt=0, description="a RUNNING firework silent this long is lost and rerun"
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

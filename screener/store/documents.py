@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 
 from mongoengine import (
+    BooleanField,
     DateTimeField,
     DictField,
     Document,
@@ -141,7 +142,82 @@ class Site(Document):
     }
 
 
-DOCUMENTS: tuple[type[Document], ...] = (ElementSpace, Bulk, Surface, Site)
+JOB_STATES = ("submitting", "submitted", "done", "failed")
+CALCULATION_KINDS = ("bulk", "slab", "gas", "adslab")
+
+
+class Job(Document):
+    """The ledger: one adsorption-energy workflow per (site, profile), recorded before submission.
+
+    ``key`` is ``"<site id>:<profile>"`` (a site belongs to one adsorbate).  A job is inserted in
+    state ``submitting`` and committed before its FireWorks workflow is added; the workflow's
+    fireworks carry the key, so a submitter that died in between is reconciled from FireWorks.
+    """
+
+    key = StringField(required=True)
+    site = ReferenceField(Site, required=True)
+    adsorbate = StringField(required=True)
+    profile = StringField(required=True)
+    state = StringField(required=True, choices=JOB_STATES)
+    fw_ids = ListField(IntField())
+    reason = StringField()
+    created = DateTimeField(default=_now)
+    updated = DateTimeField(default=_now)
+
+    meta = {
+        "collection": "jobs",
+        "auto_create_index": False,
+        "indexes": [{"fields": ["key"], "unique": True}, ("state", "profile"), "site"],
+    }
+
+
+class Calculation(Document):
+    """A finished or failed calculation, ingested from FireWorks (one per step key).
+
+    Step keys: ``gas:<molecule>:<profile>``, ``bulk:<bulk key>:<profile>``,
+    ``slab:<surface key>:<profile>``, ``adslab:<site id>:<profile>``.  An adslab calculation
+    carries the adsorption energy and its anomaly flags.
+    """
+
+    key = StringField(required=True)
+    kind = StringField(required=True, choices=CALCULATION_KINDS)
+    profile = StringField(required=True)
+    state = StringField(required=True, choices=("done", "failed"))
+    reason = StringField()
+    energy = FloatField()
+    structure = DictField()
+    max_force = FloatField()
+    ionic_steps = IntField()
+    wall_time = FloatField()
+    converged = BooleanField()
+    settings_hash = StringField()
+    settings = DictField()
+    code_versions = DictField()
+    history = ListField(DictField())
+    fw_id = IntField()
+    launch_id = IntField()
+    bulk = ReferenceField(Bulk)
+    surface = ReferenceField(Surface)
+    site = ReferenceField(Site)
+    adsorbate = StringField()
+    adsorption_energy = FloatField()
+    references = DictField()
+    flags = ListField(StringField())
+    final_site = DictField()
+    created = DateTimeField(default=_now)
+
+    meta = {
+        "collection": "calculations",
+        "auto_create_index": False,
+        "indexes": [
+            {"fields": ["key"], "unique": True},
+            ("kind", "profile", "state"),
+            "site",
+        ],
+    }
+
+
+DOCUMENTS: tuple[type[Document], ...] = (ElementSpace, Bulk, Surface, Site, Job, Calculation)
 
 
 def ensure_indexes() -> None:
