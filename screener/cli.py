@@ -258,6 +258,113 @@ def sites(
     out.print(table)
 
 
+@app.command()
+def submit(
+    site: Annotated[str, typer.Option("--site", help="site id, as `screener sites` prints it")],
+    calculator: Annotated[
+        str, typer.Option("--calculator", "-c", help="profile: gpaw, gpaw-fast or emt")
+    ] = "gpaw",
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON object")] = False,
+) -> None:
+    """Queue the adsorption-energy workflow of one site (once; again says where it stands)."""
+    from screener.jobs.submit import submit as submit_site
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    with open_store(load_settings()) as store:
+        result = submit_site(site, calculator, store)
+    if as_json:
+        _print_json(result.as_dict())
+    elif result.new:
+        out.print(f"submitted {result.key}: fireworks {result.fw_ids}")
+    else:
+        out.print(
+            f"nothing queued: {result.key} is already {result.state} (fireworks {result.fw_ids})"
+        )
+
+
+@app.command()
+def workers(
+    until_empty: Annotated[
+        bool, typer.Option("--until-empty", help="run until no firework is READY")
+    ] = True,
+    max_rockets: Annotated[int | None, typer.Option("--max", help="at most this many")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the counts as JSON")] = False,
+) -> None:
+    """Run FireWorks rockets in this process against the store, recording results as they end."""
+    from screener.jobs.workers import run_workers
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    del until_empty  # the only mode for now: a long-running worker is the daemon's job (issue 5)
+    with open_store(load_settings()) as store:
+        counts = run_workers(store, max_rockets=max_rockets)
+    if as_json:
+        _print_json(counts)
+    else:
+        out.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to run")
+
+
+@app.command()
+def results(
+    space: Annotated[str | None, typer.Option(help="space name, e.g. Cu-Pd")] = None,
+    adsorbate: Annotated[str | None, typer.Option(help="CO or H")] = None,
+    calculator: Annotated[str | None, typer.Option("--calculator", "-c", help="profile")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """Adsorption energies (eV) of submitted sites, with their flags and state."""
+    from screener.queries import list_results
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    with open_store(load_settings(), readonly=True):
+        rows = list_results(space, adsorbate, calculator)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table()
+    table.add_column("site", min_width=24, no_wrap=True)
+    for column in ("ads", "profile", "state", "dE/eV", "flags"):
+        table.add_column(column)
+    for row in rows:
+        energy = "" if row["energy"] is None else f"{row['energy']:+.3f}"
+        table.add_row(
+            row["site_id"],
+            row["adsorbate"],
+            row["profile"],
+            row["state"],
+            energy,
+            ",".join(row["flags"]) or row.get("reason") or "",
+        )
+    out.print(table)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def lpad(ctx: typer.Context) -> None:
+    """FireWorks' own `lpad` on screener's database, e.g. `screener lpad get_fws -s FIZZLED`.
+
+    With the embedded store this is the way to use lpad: it runs inside screener, holding the
+    store's lock, and commits what lpad changed (rerun_fws, defuse_fws, ...).
+    """
+    from fireworks.scripts import lpad_run
+
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    with open_store(load_settings()) as store:
+        launchpad = store.launchpad()
+        lpad_run.get_lp = lambda args: launchpad
+        try:
+            code = lpad_run.lpad(list(ctx.args) or ["-h"])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        store.commit()
+    raise typer.Exit(code or 0)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning ScreenerError into one line + exit code."""
     try:

@@ -120,3 +120,49 @@ def list_sites(
             }
         )
     return out
+
+
+def list_results(
+    space: str | None = None, adsorbate: str | None = None, profile: str | None = None
+) -> list[dict[str, Any]]:
+    """One row per submitted (site, profile): dE when done, the reason when failed."""
+    from screener.store.documents import Calculation, Job
+
+    query: dict[str, Any] = {}
+    if profile is not None:
+        query["profile"] = profile
+    if adsorbate is not None:
+        query["adsorbate"] = adsorbate
+    allowed = set(get_space(space).bulks) if space is not None else None
+    calculations = {
+        doc["key"]: doc
+        for doc in Calculation._get_collection().find({"kind": "adslab"}, {"structure": 0})
+    }
+    rows = []
+    for job in Job._get_collection().find(query).sort("_id", 1):
+        site = Site._get_collection().find_one(
+            {"_id": job["site"]}, {"bulk": 1, "site_type": 1, "miller": 1, "bulk_formula": 1}
+        )
+        if site is None or (allowed is not None and site["bulk"] not in allowed):
+            continue
+        calc = calculations.get(f"adslab:{job['key']}", {})
+        rows.append(
+            {
+                "site_id": str(job["site"]),
+                "adsorbate": job["adsorbate"],
+                "profile": job["profile"],
+                "state": job["state"],
+                "energy": calc.get("adsorption_energy"),
+                "flags": calc.get("flags", []),
+                "reason": job.get("reason"),
+                "site_type": site["site_type"],
+                "miller": site["miller"],
+                "bulk_formula": site["bulk_formula"],
+                "final_site": calc.get("final_site"),
+                "settings_hash": calc.get("settings_hash"),
+                "ionic_steps": calc.get("ionic_steps"),
+                "wall_time": calc.get("wall_time"),
+                "fw_ids": job.get("fw_ids", []),
+            }
+        )
+    return rows

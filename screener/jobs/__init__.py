@@ -1,0 +1,1 @@
+"""Jobs: sites -> FireWorks workflows (exactly once), FireWorks -> calculations in the store."""

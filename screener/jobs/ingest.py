@@ -1,0 +1,140 @@
+"""FireWorks -> store: every finished or failed screener firework becomes one Calculation.
+
+Idempotent and restartable: a calculation key is ingested once; whatever FireWorks holds that the
+store does not is picked up on the next call (so a crash between a firework finishing and its
+recording loses nothing).  Duplicate fireworks (linked by the duplicate finder) share their
+original's launch and key, and are not recorded twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from bson import ObjectId
+
+from screener.store import Bulk, Site, Store, Surface
+from screener.store.documents import Calculation, Job, _now
+
+RESULT_FIELDS = (
+    "energy",
+    "max_force",
+    "ionic_steps",
+    "wall_time",
+    "converged",
+    "settings_hash",
+    "settings",
+    "code_versions",
+)
+
+
+def ingest(store: Store) -> dict[str, int]:
+    """Record newly finished/failed fireworks and settle the jobs they end; returns counts."""
+    launchpad = store.launchpad()
+    known = {doc["key"] for doc in Calculation._get_collection().find({}, {"key": 1})}
+    counts: Counter[str] = Counter()
+    query = {"state": {"$in": ["COMPLETED", "FIZZLED"]}, "spec.screener_key": {"$exists": True}}
+    for fw in launchpad.fireworks.find(query, {"fw_id": 1, "state": 1, "spec": 1, "launches": 1}):
+        key = fw["spec"]["screener_key"]
+        if key in known or not fw.get("launches"):
+            continue
+        launch = launchpad.launches.find_one({"launch_id": fw["launches"][-1]})
+        stored = ((launch or {}).get("action") or {}).get("stored_data") or {}
+        if fw["state"] == "COMPLETED" and "screener" in stored:
+            document = _calculation_done(key, stored["screener"])
+        else:
+            document = _calculation_failed(key, fw["spec"], stored)
+        document.update(fw_id=fw["fw_id"], launch_id=(launch or {}).get("launch_id"))
+        Calculation(**document).save(force_insert=True)
+        known.add(key)
+        counts[f"{document['kind']}_{document['state']}"] += 1
+    counts["jobs_settled"] = _settle_jobs(launchpad)
+    return dict(counts)
+
+
+def _refs(key: str) -> dict[str, Any]:
+    kind, _, rest = key.partition(":")
+    ident = rest.rsplit(":", 1)[0]
+    if kind == "bulk":
+        bulk = Bulk.objects(key=ident).only("id").first()
+        return {"bulk": bulk.id if bulk else None}
+    if kind == "slab":
+        surface = Surface.objects(key=ident).only("id", "bulk").first()
+        return {"surface": surface.id, "bulk": surface.bulk.id} if surface else {}
+    if kind == "adslab":
+        site = Site.objects(id=ObjectId(ident)).only("id", "surface", "bulk").first()
+        if site:
+            return {"site": site.id, "surface": site.surface.id, "bulk": site.bulk.id}
+    return {}
+
+
+def _calculation_done(key: str, record: dict[str, Any]) -> dict[str, Any]:
+    result = record["result"]
+    document = {
+        "key": key,
+        "kind": record["kind"],
+        "profile": record["profile"],
+        "state": "done",
+        "structure": result["atoms"],
+        "history": record.get("history", []),
+        **{f: result.get(f) for f in RESULT_FIELDS},
+        **_refs(key),
+    }
+    if record["kind"] == "slab":
+        document["flags"] = record.get("flags", [])
+    if record["kind"] == "adslab":
+        document.update(
+            adsorbate=record["adsorbate"],
+            adsorption_energy=record["adsorption_energy"],
+            references={
+                **record["references"],
+                "slab": record["slab_key"],
+                **{f"gas_{m}": k for m, k in record["gas_keys"].items()},
+            },
+            flags=record["flags"],
+            final_site=record.get("final_site", {}),
+        )
+    return document
+
+
+def _calculation_failed(key: str, spec: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    exception = stored.get("_exception") or {}
+    details = exception.get("_details") or {}
+    trace = (exception.get("_stacktrace") or "").strip().splitlines()
+    reason = details.get("reason") or (trace[-1] if trace else "unknown failure")
+    task = (spec.get("_tasks") or [{}])[0]
+    return {
+        "key": key,
+        "kind": key.partition(":")[0],
+        "profile": task.get("profile", key.rsplit(":", 1)[-1]),
+        "state": "failed",
+        "reason": reason,
+        "history": details.get("history", []),
+        **_refs(key),
+    }
+
+
+def _settle_jobs(launchpad: Any) -> int:
+    """Mark submitted jobs done or failed from their calculations; returns how many changed."""
+    settled = 0
+    for job in Job.objects(state="submitted"):
+        site_key = f"adslab:{job.key}"
+        calc = Calculation.objects(key=site_key).first()
+        if calc is not None:
+            state, reason = calc.state, calc.reason
+        else:  # an upstream step failed: the adslab firework will never run
+            failed = [
+                fw["spec"]["screener_key"]
+                for fw in launchpad.fireworks.find(
+                    {"fw_id": {"$in": list(job.fw_ids)}, "state": "FIZZLED"}, {"spec": 1}
+                )
+            ]
+            if not failed:
+                continue
+            upstream = Calculation.objects(key=failed[0]).first()
+            state = "failed"
+            reason = f"{failed[0]} failed: {upstream.reason if upstream else 'unknown'}"
+        Job.objects(id=job.id).update_one(set__state=state, set__reason=reason, set__updated=_now())
+        Site.objects(id=job.site.id).update_one(set__state=state)
+        settled += 1
+    return settled

@@ -1,0 +1,181 @@
+"""Submit a site to DFT: one FireWorks workflow per (site, profile), exactly once.
+
+The ledger entry (:class:`~screener.store.documents.Job`, state ``submitting``) is committed
+before the workflow goes to the LaunchPad, and every firework of the workflow carries the job key.
+A submitter that dies between the two is reconciled on the next submit: the LaunchPad is searched
+for the key, and only if nothing is there is the workflow added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from fireworks import Firework, Workflow
+from fireworks.user_objects.dupefinders.dupefinder_exact import DupeFinderExact
+from workflows.profiles import get_profile
+
+from screener.errors import InputError
+from screener.faults import crash_point
+from screener.store import Bulk, Site, Store, Surface
+from screener.store.documents import Job, _now
+from workflows.adsorption import references
+from workflows.structures import atoms_from_dict
+from workflows.tasks import (
+    AdsorptionEnergyTask,
+    GasReferenceTask,
+    RelaxBulkTask,
+    RelaxSlabTask,
+)
+
+
+@dataclass
+class Submission:
+    key: str
+    state: str
+    new: bool
+    fw_ids: list[int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"job": self.key, "state": self.state, "new": self.new, "fw_ids": self.fw_ids}
+
+
+def step_keys(site: Site, surface: Surface, bulk: Bulk, profile: str) -> dict[str, Any]:
+    """Calculation keys of every step of a site's workflow (see Calculation)."""
+    return {
+        "gas": {m: f"gas:{m}:{profile}" for m, _ in references(site.adsorbate)},
+        "bulk": f"bulk:{bulk.key}:{profile}",
+        "slab": f"slab:{surface.key}:{profile}",
+        "adslab": f"adslab:{site.id}:{profile}",
+    }
+
+
+def build_workflow(
+    site: Site,
+    profile: str,
+    *,
+    job_key: str,
+    ranks: int,
+    max_tries: int,
+    inject: dict[str, list[str]] | None = None,
+) -> Workflow:
+    """gas(es) + bulk -> slab -> adslab for one site; shared steps carry identical specs."""
+    surface = Surface.objects.get(id=site.surface.id)
+    bulk = Bulk.objects.get(id=site.bulk.id)
+    keys = step_keys(site, surface, bulk, profile)
+    inject = inject or {}
+
+    def options(kind: str) -> dict[str, Any]:
+        extra = {"inject_failures": inject[kind]} if kind in inject else {}
+        return {"profile": profile, "ranks": ranks, "max_tries": max_tries, **extra}
+
+    def shared_spec(key: str) -> dict[str, Any]:
+        return {"screener_key": key, "_dupefinder": DupeFinderExact()}
+
+    gas = [
+        Firework(
+            GasReferenceTask(key=key, molecule=molecule, **options("gas")),
+            spec=shared_spec(key),
+            name=key,
+        )
+        for molecule, key in keys["gas"].items()
+    ]
+    bulk_fw = Firework(
+        RelaxBulkTask(key=keys["bulk"], structure=bulk.structure, **options("bulk")),
+        spec=shared_spec(keys["bulk"]),
+        name=keys["bulk"],
+    )
+    slab_fw = Firework(
+        RelaxSlabTask(key=keys["slab"], structure=surface.structure, **options("slab")),
+        spec=shared_spec(keys["slab"]),
+        name=keys["slab"],
+        parents=[bulk_fw],
+    )
+    site_spec = {
+        "id": str(site.id),
+        "adsorbate": site.adsorbate,
+        "adsorbate_position": list(site.adsorbate_position),
+        "binding_atoms": list(site.binding_atoms),
+    }
+    adslab_fw = Firework(
+        AdsorptionEnergyTask(key=keys["adslab"], site=site_spec, **options("adslab")),
+        spec={"screener_key": keys["adslab"], "screener_job": job_key},
+        name=keys["adslab"],
+        parents=[slab_fw, *gas],
+    )
+    name = (
+        f"{site.bulk_formula} {''.join(map(str, site.miller))} {site.site_type} "
+        f"{site.adsorbate} {profile}"
+    )
+    return Workflow(
+        [*gas, bulk_fw, slab_fw, adslab_fw], name=name, metadata={"screener_job": job_key}
+    )
+
+
+def resolve_site(site_id: str) -> Site:
+    try:
+        oid = ObjectId(site_id)
+    except (InvalidId, TypeError):
+        raise InputError(f"not a site id: '{site_id}' (24 hex characters)") from None
+    site = Site.objects(id=oid).first()
+    if site is None:
+        raise InputError(f"unknown site id '{site_id}'")
+    return site
+
+
+def validate_profile(name: str, site: Site) -> None:
+    try:
+        profile = get_profile(name)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    surface = Surface.objects.get(id=site.surface.id)
+    atoms = atoms_from_dict(surface.structure)
+    if not profile.covers(atoms):
+        elements = ",".join(sorted(set(atoms.get_chemical_symbols())))
+        raise InputError(f"calculator profile '{name}' does not cover {elements}; use gpaw")
+
+
+def submit(
+    site_id: str, profile: str, store: Store, *, inject: dict[str, list[str]] | None = None
+) -> Submission:
+    """Queue the adsorption-energy workflow of a site unless it was queued before."""
+    site = resolve_site(site_id)
+    validate_profile(profile, site)
+    key = f"{site.id}:{profile}"
+    job = Job.objects(key=key).first()
+    if job is not None and job.state != "submitting":
+        return Submission(key, job.state, False, list(job.fw_ids))
+    if job is None:
+        job = Job(
+            key=key, site=site.id, adsorbate=site.adsorbate, profile=profile, state="submitting"
+        )
+        job.save(force_insert=True)
+        store.commit()
+    crash_point("after-ledger")
+    launchpad = store.launchpad()
+    found = sorted(
+        fw["fw_id"] for fw in launchpad.fireworks.find({"spec.screener_job": key}, {"fw_id": 1})
+    )
+    new = not found
+    if new:
+        workflow = build_workflow(
+            site,
+            profile,
+            job_key=key,
+            ranks=store.settings.mpi_ranks,
+            max_tries=store.settings.max_tries,
+            inject=inject,
+        )
+        fw_ids = sorted(launchpad.add_wf(workflow).values())
+    else:  # the previous submitter died after adding the workflow: record what is there
+        workflow_doc = launchpad.workflows.find_one({"nodes": found[0]}, {"nodes": 1})
+        fw_ids = sorted(workflow_doc["nodes"]) if workflow_doc else found
+    crash_point("after-add-wf")
+    Job.objects(id=job.id).update_one(
+        set__state="submitted", set__fw_ids=fw_ids, set__updated=_now()
+    )
+    Site.objects(id=site.id).update_one(set__state="queued")
+    store.commit()
+    return Submission(key, "submitted", new, fw_ids)

@@ -1,0 +1,70 @@
+"""Local FireWorks workers inside the screener process (embedded store or a workstation).
+
+Rockets run one after another in ``<data_dir>/launches/``; after each one the store is committed
+and the result ingested, so a crash loses at most the rocket in flight, which FireWorks' lost-run
+detection puts back on the next start.  On a cluster, use ``qlaunch`` with the templates in
+``deploy/`` against the shared MongoDB instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from screener.faults import crash_point
+from screener.jobs.ingest import ingest
+from screener.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _inside(directory: Path):
+    previous = Path.cwd()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chdir(directory)
+    try:
+        yield directory
+    finally:
+        os.chdir(previous)
+
+
+def run_workers(
+    store: Store,
+    *,
+    max_rockets: int | None = None,
+    on_rocket: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Run READY fireworks until none is left (or ``max_rockets``); returns counts."""
+    from fireworks import FWorker
+    from fireworks.core.rocket_launcher import launch_rocket
+
+    launchpad = store.launchpad()
+    lost = launchpad.detect_lostruns(
+        expiration_secs=int(store.settings.lostrun_hours * 3600), rerun=True
+    )
+    counts: Counter[str] = Counter(lost_reruns=len(lost[1]) if lost else 0)
+    fworker = FWorker(name=f"screener@{socket.gethostname()}")
+    root = store.settings.data_dir.resolve() / "launches"
+    while max_rockets is None or counts["rockets"] < max_rockets:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        with _inside(root / f"launcher_{stamp}"):
+            ran = launch_rocket(launchpad, fworker, strm_lvl="WARNING")
+        if not ran:
+            break
+        counts["rockets"] += 1
+        store.commit()  # the firework's outcome is durable before it is recorded
+        crash_point("after-rocket")
+        counts.update(ingest(store))
+        store.commit()
+        if on_rocket:
+            on_rocket(counts["rockets"])
+    counts.update(ingest(store))
+    store.commit()
+    return dict(counts)
