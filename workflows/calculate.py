@@ -45,7 +45,8 @@ Errors
     The walltime budget ran out (checked between ionic steps; a GPAW subprocess still running
     :func:`walltime_grace` later is killed). ``last_atoms``: the last geometry.
 ``"crash"``
-    The GPAW subprocess died or raised (``last_atoms``: last trajectory frame, if any).
+    The GPAW subprocess raised (``last_atoms``: the geometry it was at) or died without a result
+    (``last_atoms``: the last trajectory frame, if any).
 """
 
 from __future__ import annotations
@@ -387,7 +388,8 @@ def relax(
     Returns
     -------
     dict
-        ``energy`` (eV), ``atoms`` (structure dict), ``max_force`` (eV/A, free atoms),
+        ``energy`` (eV, ``get_potential_energy()``: for GPAW extrapolated to zero smearing),
+        ``atoms`` (structure dict), ``max_force`` (eV/A, free atoms; stress not included),
         ``ionic_steps``, ``converged``, ``wall_time`` (s), ``profile``, ``kind``, ``settings``
         (overrides applied), ``settings_hash`` (of the profile's settings before overrides: the
         job's identity), ``overrides``, ``code_versions``, ``magmoms`` (list or None), ``ranks``.
