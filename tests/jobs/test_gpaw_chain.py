@@ -1,4 +1,4 @@
-"""One real GPAW chain at tiny settings (gpaw-fast): H on a small Cu(111) slab, 2 MPI ranks."""
+"""One real GPAW chain at tiny settings (gpaw-fast): H on a 1x1 Cu(100) slab, 2 MPI ranks."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from screener.store.documents import Calculation
 pytestmark = [pytest.mark.slow, pytest.mark.gpaw]
 
 
-def test_gpaw_fast_chain_h_on_cu111(tmp_path):
+def test_gpaw_fast_chain_h_on_cu100(tmp_path):
     pytest.importorskip("gpaw")
-    small = {  # a 1x1, 3-layer slab keeps this to a few minutes on 2 cores
+    small = {  # a 1x1 Cu(100) slab of 3 atoms keeps this to a few minutes
         "data_dir": tmp_path / "data",
         "dask_workers": 0,
         "mpi_ranks": 2,
@@ -28,7 +28,7 @@ def test_gpaw_fast_chain_h_on_cu111(tmp_path):
     }
     with use_settings(**small) as settings, open_store(settings) as store:
         seed(plan_seed("Cu", "H", max_miller=1, settings=settings), store)
-        site = Site.objects(miller=[1, 1, 1], site_type="fcc", adsorbate="H").get()
+        site = Site.objects(miller=[1, 0, 0], site_type="4-fold", adsorbate="H").get()
         assert submit(str(site.id), "gpaw-fast", store).new
         counts = run_workers(store)
         assert counts["rockets"] == 4  # H2, bulk, slab, adslab
