@@ -26,7 +26,7 @@ def gas_molecule(name: str) -> Atoms:
     try:
         symbols, positions = GAS_GEOMETRIES[name]
     except KeyError:
-        known = ', '.join(GAS_GEOMETRIES)
+        known = ", ".join(GAS_GEOMETRIES)
         raise ValueError(f"no gas geometry for '{name}' (known: {known})") from None
     molecule = Atoms(symbols, positions=positions, cell=[GAS_BOX] * 3, pbc=True)
     molecule.center()

@@ -39,6 +39,9 @@ from ase.data import covalent_radii
 
 #: Two atoms are bonded when closer than this factor times the sum of their covalent radii.
 BOND_FACTOR = 1.25
+# desorbed: no slab atom within this x (sum of covalent radii).  Looser than BOND_FACTOR: EMT
+# keeps H in an fcc(110) trough 2.14-2.18 A from Cu (1.31 x the radii sum) and still bound.
+DESORB_FACTOR = 1.5
 
 #: Site type by the number of slab atoms bonded to the binding atom.
 SITE_TYPES: dict[int, str] = {1: "ontop", 2: "bridge", 3: "hollow", 4: "4-fold"}
@@ -321,7 +324,10 @@ def adslab_anomalies(
     details["binding_index"] = bind
     details["initial_binding_distance"] = initial_distance
     details["binding_distance"] = final_distance
-    if not final_site["binding_atoms"]:
+    nearest_radii = _radius(initial.numbers[bind]) + min(
+        covalent_radii[initial.numbers[j]] for j in slab.tolist()
+    )
+    if not final_site["binding_atoms"] and final_distance > DESORB_FACTOR * nearest_radii:
         flags.add("desorbed")
 
     # Intramolecular bonds present at the start must survive.

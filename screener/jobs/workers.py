@@ -42,20 +42,29 @@ def run_workers(
     on_rocket: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     """Run READY fireworks until none is left (or ``max_rockets``); returns counts."""
+    import fireworks.core.rocket
     from fireworks import FWorker
     from fireworks.core.rocket_launcher import launch_rocket
 
+    # rockets log to stdout at INFO by default; keep stdout for results (-v shows them on stderr)
+    fireworks.core.rocket.ROCKET_STREAM_LOGLEVEL = "CRITICAL"
     launchpad = store.launchpad()
-    lost = launchpad.detect_lostruns(
-        expiration_secs=int(store.settings.lostrun_hours * 3600), rerun=True
-    )
+    if store.embedded:
+        # This process holds the store's only writer lock, so whatever is RUNNING was left by a
+        # dead worker: rerun it now.  Pings are not needed for that and would race the rocket's
+        # own writes to the in-memory store from FireWorks' ping thread.
+        expiration = 0
+        launchpad.ping_launch = lambda *args, **kwargs: None
+    else:
+        expiration = int(store.settings.lostrun_hours * 3600)
+    lost = launchpad.detect_lostruns(expiration_secs=expiration, rerun=True)
     counts: Counter[str] = Counter(lost_reruns=len(lost[1]) if lost else 0)
     fworker = FWorker(name=f"screener@{socket.gethostname()}")
     root = store.settings.data_dir.resolve() / "launches"
     while max_rockets is None or counts["rockets"] < max_rockets:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         with _inside(root / f"launcher_{stamp}"):
-            ran = launch_rocket(launchpad, fworker, strm_lvl="WARNING")
+            ran = launch_rocket(launchpad, fworker, strm_lvl="CRITICAL")
         if not ran:
             break
         counts["rockets"] += 1

@@ -67,6 +67,17 @@ def test_co_lifted_is_desorbed() -> None:
     assert result["details"]["binding_distance"] == pytest.approx(CO_HEIGHT + 4.0)
 
 
+def test_loosely_bound_h_is_not_desorbed() -> None:
+    """1.3 x the radii sum above a Cu atom (as EMT leaves H in a (110) trough) is still bound."""
+    initial = h_hollow()
+    final = initial.copy()
+    top = np.argmax(final.positions[:-1, 2])
+    final.positions[-1] = final.positions[top] + [0, 0, 1.3 * (0.31 + 1.32)]
+    assert "desorbed" not in adslab_anomalies(initial, final)["flags"]
+    final.positions[-1] = final.positions[top] + [0, 0, 1.6 * (0.31 + 1.32)]
+    assert "desorbed" in adslab_anomalies(initial, final)["flags"]
+
+
 def test_co_stretched_is_dissociated() -> None:
     initial = co_ontop()
     final = initial.copy()
