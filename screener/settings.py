@@ -58,6 +58,9 @@ class ScreenerSettings(BaseSettings):
     # --- DFT workflows ------------------------------------------------------------------------
     mpi_ranks: int = Field(2, ge=1, description="MPI ranks per GPAW calculation")
     max_tries: int = Field(3, ge=1, le=10, description="tries per calculation (retry ladder)")
+    prerelax: bool = Field(
+        False, description="relax slabs and adslabs with EMT before GPAW (bench/dft_cost.py)"
+    )
     lostrun_hours: float = Field(
         4.0, gt=0, description="a RUNNING firework silent this long is lost and rerun"
     )

@@ -58,12 +58,15 @@ def relax_with_retries(
     ranks: int = 1,
     max_tries: int = 3,
     inject: list[str] | None = None,
+    prerelax: bool = False,
 ) -> tuple[dict[str, Any], list[dict]]:
     """Relax through the retry ladder; returns (result, history) or raises StepFailed.
 
     ``inject`` (tests only) makes the first tries fail with the given reasons before any
     calculation starts, to exercise each rung of the ladder.
     """
+    if prerelax:
+        atoms, prerelaxed = emt_prerelax(atoms, profile, kind, workdir=workdir / "prerelax")
     attempt = first_attempt()
     while True:
         start = atoms_from_dict(attempt["atoms"]) if attempt.get("atoms") else atoms
@@ -83,6 +86,8 @@ def relax_with_retries(
                 ranks=ranks,
                 overrides=attempt.get("overrides") or None,
             )
+            if prerelax:
+                result["prerelax"] = prerelaxed
             return result, attempt["history"]
         except CalculationError as error:
             following = next_attempt(error, attempt, max_tries=max_tries)
@@ -101,11 +106,27 @@ def _ranks(fw_spec: dict, default: int) -> int:
     return int(value or default)
 
 
+PRERELAX_KINDS = ("slab", "adslab")
+
+
+def emt_prerelax(atoms, profile: str, kind: str, *, workdir: Path) -> tuple[Any, dict | None]:
+    """Relax positions with EMT first when it covers the elements (slabs and adslabs only; a
+    bulk's EMT lattice constant is not the DFT one).  Returns (start geometry, summary or None)."""
+    from workflows.profiles import get_profile
+
+    emt = get_profile("emt")
+    if kind not in PRERELAX_KINDS or get_profile(profile).code == "emt" or not emt.covers(atoms):
+        return atoms, None
+    result = relax(atoms, "emt", kind, workdir=workdir)
+    summary = {"ionic_steps": result["ionic_steps"], "wall_time": result["wall_time"]}
+    return atoms_from_dict(result["atoms"]), summary
+
+
 class _RelaxStep(FiretaskBase):
     """Shared body: build the structure, relax with retries, record and pass on the result."""
 
     required_params = ["key", "profile"]
-    optional_params = ["ranks", "max_tries", "inject_failures"]
+    optional_params = ["ranks", "max_tries", "inject_failures", "prerelax"]
     kind = ""
 
     def structure(self, fw_spec: dict) -> tuple[Any, dict[str, Any]]:
@@ -125,6 +146,7 @@ class _RelaxStep(FiretaskBase):
             ranks=_ranks(fw_spec, self.get("ranks", 1)),
             max_tries=int(self.get("max_tries", 3)),
             inject=self.get("inject_failures"),
+            prerelax=bool(self.get("prerelax", False)),
         )
         record, update = self.outputs(fw_spec, result, context)
         record.update(

@@ -15,13 +15,13 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from fireworks import Firework, Workflow
 from fireworks.user_objects.dupefinders.dupefinder_exact import DupeFinderExact
-from workflows.profiles import get_profile
 
 from screener.errors import InputError
 from screener.faults import crash_point
 from screener.store import Bulk, Site, Store, Surface
 from screener.store.documents import Job, _now
 from workflows.adsorption import references
+from workflows.profiles import get_profile
 from workflows.structures import atoms_from_dict
 from workflows.tasks import (
     AdsorptionEnergyTask,
@@ -60,6 +60,7 @@ def build_workflow(
     ranks: int,
     max_tries: int,
     inject: dict[str, list[str]] | None = None,
+    prerelax: bool = False,
 ) -> Workflow:
     """gas(es) + bulk -> slab -> adslab for one site; shared steps carry identical specs."""
     surface = Surface.objects.get(id=site.surface.id)
@@ -69,7 +70,13 @@ def build_workflow(
 
     def options(kind: str) -> dict[str, Any]:
         extra = {"inject_failures": inject[kind]} if kind in inject else {}
-        return {"profile": profile, "ranks": ranks, "max_tries": max_tries, **extra}
+        return {
+            "profile": profile,
+            "ranks": ranks,
+            "max_tries": max_tries,
+            "prerelax": prerelax,
+            **extra,
+        }
 
     def shared_spec(key: str) -> dict[str, Any]:
         return {"screener_key": key, "_dupefinder": DupeFinderExact()}
@@ -167,6 +174,7 @@ def submit(
             ranks=store.settings.mpi_ranks,
             max_tries=store.settings.max_tries,
             inject=inject,
+            prerelax=store.settings.prerelax,
         )
         fw_ids = sorted(launchpad.add_wf(workflow).values())
     else:  # the previous submitter died after adding the workflow: record what is there
