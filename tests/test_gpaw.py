@@ -4,13 +4,14 @@ launch recipe that the DFT workflows use: ``mpiexec -n N gpaw python script.py``
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from workflows.calculate import gpaw_environment
 
 pytestmark = [pytest.mark.slow, pytest.mark.gpaw]
 
@@ -30,17 +31,6 @@ if world.rank == 0:
 """
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        OMPI_ALLOW_RUN_AS_ROOT="1",
-        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-        OPENBLAS_NUM_THREADS="1",
-        OMP_NUM_THREADS="1",
-    )
-    return env
-
-
 def _run(tmp_path: Path, ranks: int) -> dict:
     script = tmp_path / "cu.py"
     script.write_text(SCRIPT)
@@ -49,7 +39,7 @@ def _run(tmp_path: Path, ranks: int) -> dict:
     cmd = [gpaw, "python", str(script), str(out)]
     if ranks > 1:
         cmd = ["mpiexec", "--oversubscribe", "-n", str(ranks), *cmd]
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, env=gpaw_environment(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(out.read_text())
 
