@@ -13,6 +13,7 @@ import numpy as np
 from ase import Atoms
 
 from workflows.adsorbates import get_adsorbate
+from workflows.structures import in_plane_shifts
 
 GAS_BOX = 10.0  # A, cubic box for the gas molecules (periodic: plane-wave codes need it)
 GAS_GEOMETRIES = {
@@ -88,7 +89,7 @@ def place_on_relaxed_slab(
 
 def _images_near(slab: Atoms, indices: list[int], point: np.ndarray) -> np.ndarray:
     cell = slab.cell.array
-    shifts = np.array([i * cell[0] + j * cell[1] for i in (-1, 0, 1) for j in (-1, 0, 1)])
+    shifts = in_plane_shifts(cell)
     chosen = []
     for index in indices:
         candidates = slab.positions[index] + shifts

@@ -42,3 +42,9 @@ def atoms_from_dict(data: dict[str, Any]) -> Atoms:
     if data.get("fixed"):
         atoms.set_constraint(FixAtoms(indices=data["fixed"]))
     return atoms
+
+
+def in_plane_shifts(cell: np.ndarray) -> np.ndarray:
+    """The 9 lattice translations i*a + j*b (i, j in -1, 0, 1) of a slab periodic in a and b."""
+    cell = np.asarray(cell)
+    return np.array([i * cell[0] + j * cell[1] for i in (-1, 0, 1) for j in (-1, 0, 1)])

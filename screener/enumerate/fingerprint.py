@@ -22,6 +22,8 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
 
+from workflows.structures import in_plane_shifts
+
 SURFACE_BOND_FACTOR = 1.12  # x (r_i + r_j), r = half the atom's shortest bond: metal-metal bonds
 ADSORBATE_BOND_FACTOR = 1.25  # x covalent radii sum: adsorbate binding atom to metal
 FINGERPRINT_VERSION = 1
@@ -46,7 +48,7 @@ def point_distances(
     """Distances from ``point`` to atoms (nearest in-plane periodic image; a, b periodic)."""
     positions = atoms.positions if indices is None else atoms.positions[indices]
     cell = atoms.cell.array
-    shifts = np.array([i * cell[0] + j * cell[1] for i in (-1, 0, 1) for j in (-1, 0, 1)])
+    shifts = in_plane_shifts(cell)
     delta = positions[None, :, :] + shifts[:, None, :] - np.asarray(point)[None, None, :]
     return np.sqrt((delta**2).sum(axis=2)).min(axis=0)
 

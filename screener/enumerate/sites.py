@@ -3,11 +3,13 @@
 1. Surface atoms are those a probe sphere (radius ``probe_radius``, A) dropped from above touches
    first, atoms having half their shortest bond as radius.  Nothing below the top side is ever
    reached, and the result does not depend on the vacuum size.
-2. The surface atoms' xy projections (with periodic images) are Delaunay-triangulated: vertices are
-   ontop sites, edges bridges, triangles 3-fold hollows.  Pairs of triangles whose four atoms lie on
-   one circle and share a long diagonal form one 4-fold hollow.  Edges longer than
-   ``BOND_FACTOR`` x the nearest-neighbour distance are not bonds and give no bridge or hollow.
-3. A 3-fold hollow is ``hcp`` when an atom of the next layer lies right below it, ``fcc`` otherwise.
+2. Among the surface atoms and their in-plane periodic images, a bond is a distance up to
+   ``BOND_FACTOR`` x the nearest-neighbour distance: every surface atom is an ontop site, every
+   bonded pair a bridge, every mutually bonded triple with no other surface atom inside its
+   projection a 3-fold hollow, and every ring of four bonds whose diagonals are not bonds and
+   whose atoms lie on one circle (in projection) a 4-fold hollow.
+3. A 3-fold hollow is ``hcp`` when an atom of the next layer lies right below it (along the
+   hollow's own normal), ``fcc`` otherwise.
 4. Sites related by a symmetry operation of the slab that keeps +z up are one site; the size of the
    orbit in the cell is its multiplicity.
 """
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
+
+from workflows.structures import in_plane_shifts
 
 BOND_FACTOR = 1.3  # an edge longer than this x the nearest-neighbour distance is not a bond
 GRID_SPACING = 0.2  # A, probe grid
@@ -58,12 +62,11 @@ def surface_atoms(slab: Atoms, probe_radius: float = 1.0) -> np.ndarray:
     """Indices of the atoms a probe falling from above touches first (sorted)."""
     radii = nearest_neighbour_distances(slab) / 2
     cell = slab.cell.array
-    images = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)])
-    shifts = images @ cell[:2, :2]
+    shifts = in_plane_shifts(cell)[:, :2]
     xy = (slab.positions[None, :, :2] + shifts[:, None, :]).reshape(-1, 2)
-    z = np.tile(slab.positions[:, 2], len(images))
-    reach = np.tile(radii + probe_radius, len(images))
-    owner = np.tile(np.arange(len(slab)), len(images))
+    z = np.tile(slab.positions[:, 2], len(shifts))
+    reach = np.tile(radii + probe_radius, len(shifts))
+    owner = np.tile(np.arange(len(slab)), len(shifts))
     na = max(2, int(np.ceil(np.linalg.norm(cell[0]) / GRID_SPACING)))
     nb = max(2, int(np.ceil(np.linalg.norm(cell[1]) / GRID_SPACING)))
     fa, fb = np.meshgrid(np.arange(na) / na, np.arange(nb) / nb, indexing="ij")
@@ -186,7 +189,7 @@ def _atom_below(slab: Atoms, site: SiteCandidate, d_nn: float) -> bool:
     if normal[2] < 0:
         normal = -normal
     cell = slab.cell.array
-    shifts = np.array([i * cell[0] + j * cell[1] for i in (-1, 0, 1) for j in (-1, 0, 1)])
+    shifts = in_plane_shifts(cell)
     vectors = (slab.positions[None, :, :] + shifts[:, None, :] - centre).reshape(-1, 3)
     depth = -vectors @ normal
     lateral = np.linalg.norm(vectors + depth[:, None] * normal, axis=1)
