@@ -25,7 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
+# rich wraps at 80 columns when stdout is not a terminal; tables of ids need more
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, highlight=False)
 
 
@@ -155,34 +156,80 @@ def seed(
 
 @app.command()
 def demo(
-    elements: Annotated[str, typer.Option("--elements", "-e", help="the demo space")] = "Cu,Pd",
+    elements: Annotated[
+        str,
+        typer.Option("--elements", "-e", help="the demo space (EMT covers Al Cu Ag Au Ni Pd Pt)"),
+    ] = "Ag,Au,Cu,Pd,Pt",
+    cycles: Annotated[int, typer.Option(help="loop cycles")] = 5,
+    batch: Annotated[int, typer.Option(help="sites per cycle")] = 16,
+    max_miller: Annotated[int, typer.Option(help="largest Miller index")] = 1,
+    report: Annotated[
+        Path | None, typer.Option(help="HTML report path (default: <data_dir>/report.html)")
+    ] = None,
 ) -> None:
-    """Seed a small space into the configured store and show what was stored.
+    """The closed loop end to end on this machine, with EMT as a toy oracle, and an HTML report.
 
-    The closed loop (surrogate, DFT workflows, daemon) is not built yet; this shows its first
-    stage, enumeration, end to end.
+    Seeds the space, runs the daemon for a few cycles (embedded store, FireWorks workers in this
+    process), prints candidate surfaces for CO (-0.67 eV) and H (-0.27 eV) and the learning
+    curve, and writes the report.
     """
+    from screener.daemon import Daemon
+    from screener.demo import NOTICE, how_to_gpaw, parity_mae, report_data
     from screener.enumerate.seed import plan_seed
+    from screener.report import write_report
     from screener.settings import load_settings
+    from screener.store import open_store
 
     settings = load_settings()
-    plan = plan_seed(elements, "CO,H", settings=settings)
+    plan = plan_seed(elements, "CO,H", max_miller=max_miller, settings=settings)
+    started = time.perf_counter()
     out.print(
-        f"[bold]screener demo[/bold]: enumerating the {plan.space} space "
-        f"({len(plan.bulks)} bulks: unaries and B2, L1_0, L1_2 prototypes; Miller index <= "
-        f"{plan.max_miller}) into {settings.mongo_uri and 'MongoDB' or settings.data_dir}"
+        f"[bold]screener demo[/bold]: {plan.space}, {len(plan.bulks)} bulks (unaries; B2, L1_0, "
+        f"L1_2 prototypes), Miller index <= {plan.max_miller}, store "
+        f"{settings.mongo_uri and 'MongoDB' or settings.data_dir}"
     )
-    report, elapsed = _seed(plan, settings)
-    _print_seed_report(report, len(plan.bulks), elapsed)
-    _fail_on_enumeration_errors(report)
-    status(as_json=False)
-    out.print("the first CO sites stored:")
-    sites(space=plan.space, adsorbate="CO", site_type=None, limit=8, as_json=False)
-    out.print(
-        "next: `screener sites --space "
-        f"{plan.space} --json` lists them all. Not built yet: the surrogate, the DFT workflows "
-        "(GPAW; EMT as a toy oracle) and the closed loop."
+    out.print(f"[yellow]{NOTICE}[/yellow]")
+    seeded, elapsed = _seed(plan, settings)
+    _print_seed_report(seeded, len(plan.bulks), elapsed)
+    _fail_on_enumeration_errors(seeded)
+
+    def show(record: dict) -> None:
+        if record.get("event") != "cycle":
+            return
+        counts = record["counts"]
+        models = ", ".join(f"{a} v{v}" for a, v in record["models"].items()) or "none yet"
+        out.print(
+            f"cycle {record['cycle']}: submitted {counts['submitted']}, rockets "
+            f"{counts.get('rockets', 0)}, results {record['jobs'].get('done', 0)} done / "
+            f"{record['jobs'].get('failed', 0)} failed, models {models} "
+            f"({record['seconds']:.1f} s)"
+        )
+
+    with open_store(settings) as store:
+        Daemon(store, plan.space, "emt", cycles=cycles, batch=batch, interval=0, emit=show).run()
+        data = report_data(plan.space, "emt")
+        path = write_report(data, report or settings.data_dir / "report.html")
+
+    for adsorbate in ("CO", "H"):
+        _candidate_table(data["candidates"].get(adsorbate, [])[:8])
+    curve = Table(title="learning curve (surrogate grouped-CV on the results so far)")
+    for column in ("cycle", "results", "CO MAE/eV", "CO cov90", "H MAE/eV", "H cov90", "hits"):
+        curve.add_column(column)
+    for row in data["curve"]:
+        cells = []
+        for adsorbate in ("CO", "H"):
+            mae, cov = row["mae"].get(adsorbate), row["coverage90"].get(adsorbate)
+            cells += ["" if mae is None else f"{mae:.3f}", "" if cov is None else f"{cov:.2f}"]
+        hits = ", ".join(f"{a} {n}" for a, n in row["hits"].items())
+        curve.add_row(str(row["cycle"]), str(row["calculations"]), *cells, hits)
+    out.print(curve)
+    prospective = ", ".join(
+        f"{a} {m:.3f} eV" for a, m in parity_mae(data["parity"]).items() if m is not None
     )
+    if prospective:
+        out.print(f"MAE of the predictions made before each calculation: {prospective}")
+    out.print(f"report: {path}  ({time.perf_counter() - started:.0f} s in all)")
+    out.print("The same loop with DFT:\n" + how_to_gpaw(plan.space, ",".join(plan.elements)))
 
 
 @app.command()
@@ -209,6 +256,36 @@ def status(
             space, ",".join(row["elements"]), str(row["bulks"]), str(row["surfaces"]), sites
         )
     out.print(table)
+    for space, row in data["spaces"].items():
+        out.print(_loop_line(space, row))
+
+
+def _loop_line(space: str, row: dict) -> str:
+    """One line on a space's loop: daemon heartbeat, queue depth, last cycle, models."""
+    daemon = row.get("daemon")
+    if daemon is None:
+        who = "no daemon has run"
+    elif daemon["running"]:
+        who = (
+            f"daemon {daemon['owner']} {daemon['state']}, heartbeat "
+            f"{daemon['heartbeat_age_s']:.0f} s ago"
+        )
+    else:
+        who = f"daemon stopped (last heartbeat {daemon['heartbeat']})"
+    parts = [who, f"queue {row['queued']}"]
+    if row.get("paused"):
+        parts.append("PAUSED")
+    cycle = row.get("last_cycle")
+    if cycle:
+        jobs = cycle["jobs"]
+        parts.append(
+            f"last cycle {cycle['number']} ({cycle['profile']}) at {cycle['started']}, "
+            f"{cycle['seconds']:.0f} s, jobs {jobs.get('done', 0)} done / "
+            f"{jobs.get('failed', 0)} failed"
+        )
+    for name, model in row.get("models", {}).items():
+        parts.append(f"model {name} v{model['version']} (n {model['n_train']})")
+    return f"{space}: " + "; ".join(parts)
 
 
 @app.command()
@@ -337,6 +414,383 @@ def results(
             row["state"],
             energy,
             ",".join(row["flags"]) or row.get("reason") or "",
+        )
+    out.print(table)
+
+
+model_app = typer.Typer(help="The surrogate on a labelled file: evaluate it by grouped CV.")
+app.add_typer(model_app, name="model")
+
+
+def _read_labelled(data: Path, energy_key: str, group_by: str | None):
+    """Read a labelled file; ``--group-by slab`` means slab identity unless frames carry 'slab'."""
+    from screener.errors import InputError
+    from screener.surrogate.data import read_labelled
+
+    try:
+        return read_labelled(data, energy_key=energy_key, group_by=group_by)
+    except InputError:
+        if group_by != "slab":
+            raise
+        return read_labelled(data, energy_key=energy_key, group_by=None)
+
+
+def _adsorbate_rows(data, adsorbate: str):
+    from screener.errors import InputError
+    from workflows.adsorbates import ADSORBATES
+
+    if adsorbate not in ADSORBATES:
+        raise InputError(
+            f"unsupported adsorbate '{adsorbate}' (supported: {', '.join(ADSORBATES)})"
+        )
+    return data.select(adsorbate)
+
+
+DataOption = Annotated[Path, typer.Option("--data", help="labelled structures (extxyz, ASE db)")]
+EnergyKeyOption = Annotated[str, typer.Option("--energy-key", help="info key of dE (eV)")]
+GroupOption = Annotated[
+    str | None, typer.Option("--group-by", help="info key for grouped CV (default: slab identity)")
+]
+
+
+@model_app.command("evaluate")
+def model_evaluate(
+    data: DataOption,
+    adsorbate: Annotated[str, typer.Option(help="CO or H")],
+    energy_key: EnergyKeyOption = "E_ads",
+    group_by: GroupOption = None,
+    folds: Annotated[int, typer.Option(help="grouped CV folds")] = 5,
+    baseline: Annotated[
+        bool, typer.Option(help="also a plain random forest on shell element counts")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Grouped cross-validation of the surrogate: MAE, RMSE, 90% interval coverage, n."""
+    from screener.errors import InputError
+    from screener.surrogate.models import baseline_evaluate, evaluate
+
+    if folds < 2:
+        raise InputError(f"--folds must be >= 2 (got {folds})")
+    rows = _adsorbate_rows(_read_labelled(data, energy_key, group_by), adsorbate)
+    result = evaluate(rows, folds=folds)
+    if baseline:
+        result["baseline"] = baseline_evaluate(rows, folds=folds)
+    if as_json:
+        _print_json(result)
+        return
+    out.print(
+        f"{adsorbate}, n {result['n']}, {result.get('folds', folds)}-fold grouped CV "
+        f"({result.get('model')}): MAE {result['mae']:.3f} eV, RMSE {result['rmse']:.3f} eV, "
+        f"90% interval coverage {result['coverage90']:.2f}"
+    )
+    if baseline:
+        b = result["baseline"]
+        out.print(
+            f"baseline RF on shell element counts: MAE {b['mae']:.3f} eV, RMSE {b['rmse']:.3f} eV"
+        )
+
+
+@app.command("import")
+def import_(
+    data: Annotated[Path, typer.Argument(help="labelled structures (extxyz, ASE db)")],
+    space: Annotated[str, typer.Option(help="the space they warm-start")],
+    calculator: Annotated[
+        str, typer.Option("--calculator", "-c", help="profile the results stand for")
+    ] = "gpaw",
+    energy_key: EnergyKeyOption = "E_ads",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Add external labelled adsorption energies to a space, with their source, for training."""
+    from screener.learning import import_labelled
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    with open_store(load_settings()) as store:
+        report = import_labelled(store, data, space, profile=calculator, energy_key=energy_key)
+    if as_json:
+        _print_json(report)
+        return
+    added = ", ".join(f"{n} {a}" for a, n in report["added"].items()) or "nothing new"
+    out.print(
+        f"{space}: imported {added} as {calculator} results from {report['source']}"
+        + (f" ({report['already_imported']} already there)" if report["already_imported"] else "")
+    )
+
+
+@app.command()
+def backtest(
+    data: DataOption,
+    adsorbate: Annotated[str, typer.Option(help="CO or H")],
+    target: Annotated[
+        float | None, typer.Option(help="target dE (eV); default CO -0.67, H -0.27")
+    ] = None,
+    window: Annotated[float, typer.Option(help="half width of the target window (eV)")] = 0.1,
+    budget: Annotated[int, typer.Option(help="labels to reveal in all")] = 200,
+    batch: Annotated[int, typer.Option(help="labels per round")] = 10,
+    init: Annotated[int, typer.Option(help="random labels before the first model")] = 10,
+    strategy: Annotated[str, typer.Option(help="acquisition strategy")] = "target-window",
+    compare: Annotated[
+        list[str] | None, typer.Option(help="strategies to compare against; repeatable")
+    ] = None,
+    repeats: Annotated[int, typer.Option(help="seeds to average over")] = 3,
+    energy_key: EnergyKeyOption = "E_ads",
+    group_by: GroupOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Simulate a screening campaign on a labelled pool; compare strategies on the same pool."""
+    from screener.errors import InputError
+    from screener.surrogate.acquisition import STRATEGIES
+    from screener.surrogate.backtest import backtest as run_backtest
+
+    for name in [strategy, *(compare or [])]:
+        if name not in STRATEGIES:
+            raise InputError(f"unknown strategy '{name}' (one of: {', '.join(STRATEGIES)})")
+    if repeats < 1:
+        raise InputError(f"--repeats must be >= 1 (got {repeats})")
+    rows = _adsorbate_rows(_read_labelled(data, energy_key, group_by), adsorbate)
+    result = run_backtest(
+        rows,
+        strategy=strategy,
+        compare=tuple(c for c in (compare or []) if c != strategy),
+        target=target,
+        window=window,
+        budget=budget,
+        batch=batch,
+        init=init,
+        repeats=repeats,
+    )
+    if as_json:
+        _print_json(result)
+        return
+    out.print(
+        f"pool {result['pool']}, hits {result['hits']} within {result['target']:+.2f} +/- "
+        f"{result['window']:.2f} eV"
+    )
+    table = Table()
+    for column in ("strategy", "calls to 90% of hits", "hits found", "MAE on rest"):
+        table.add_column(column)
+    for name, run in result["strategies"].items():
+        last = run["curve"][-1] if run["curve"] else {}
+        calls = run["calls_to_find_90pct"]
+        table.add_row(
+            name,
+            "not reached" if calls is None else str(calls),
+            f"{last.get('hits_found', 0):.1f} after {last.get('labelled', 0)}",
+            f"{last.get('mae_rest', float('nan')):.3f}",
+        )
+    out.print(table)
+
+
+@app.command()
+def train(
+    space: Annotated[str, typer.Option(help="space name, e.g. Cu-Pd")],
+    calculator: Annotated[
+        str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
+    ] = None,
+    adsorbate: Annotated[str | None, typer.Option(help="CO or H (default: both)")] = None,
+    force: Annotated[bool, typer.Option(help="retrain even when nothing new arrived")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """Retrain the surrogates of a space on its finished results; store a new model version."""
+    from screener.learning import train as run_train
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    with open_store(load_settings()) as store:
+        outcomes = run_train(
+            store,
+            space,
+            adsorbates=[adsorbate] if adsorbate else None,
+            profile=calculator,
+            force=force,
+        )
+    rows = [o.as_dict() for o in outcomes]
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        cv = row["cv"]
+        metrics = (
+            f"CV MAE {cv['mae']:.3f} eV, RMSE {cv['rmse']:.3f} eV, "
+            f"coverage90 {cv['coverage90']:.2f}"
+            if cv
+            else ""
+        )
+        if row["trained"]:
+            out.print(
+                f"{space} {row['adsorbate']} ({row['profile']}): v{row['version']} "
+                f"{row['model']} on {row['n_train']} results in {row['seconds']:.1f} s; {metrics}"
+            )
+        else:
+            out.print(
+                f"{space} {row['adsorbate']} ({row['profile']}): not trained: {row['reason']}"
+            )
+
+
+@app.command()
+def select(
+    space: Annotated[str, typer.Option(help="space name, e.g. Cu-Pd")],
+    n: Annotated[int, typer.Option("--n", help="batch size")] = 20,
+    calculator: Annotated[
+        str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
+    ] = None,
+    adsorbate: Annotated[str | None, typer.Option(help="CO or H (default: both)")] = None,
+    strategy: Annotated[str, typer.Option(help="acquisition strategy")] = "target-window",
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """The batch of sites the loop would submit now (nothing is submitted)."""
+    from screener.learning import select as run_select
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    with open_store(load_settings()) as store:
+        rows = run_select(
+            store,
+            space,
+            n,
+            profile=calculator,
+            adsorbates=[adsorbate] if adsorbate else None,
+            strategy=strategy,
+        )
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table()
+    table.add_column("site", min_width=24, no_wrap=True)
+    for column in ("ads", "bulk", "hkl", "type", "strategy", "mean/eV", "std/eV"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["site_id"],
+            row["adsorbate"],
+            row["bulk_formula"] or "",
+            "".join(map(str, row["miller"] or [])),
+            row["site_type"] or "",
+            row["strategy"],
+            "" if row["mean"] is None else f"{row['mean']:+.3f}",
+            "" if row["std"] is None else f"{row['std']:.3f}",
+        )
+    out.print(table)
+
+
+@app.command()
+def run(
+    space: Annotated[str, typer.Option(help="space name, e.g. Cu-Pd")],
+    calculator: Annotated[
+        str, typer.Option("--calculator", "-c", help="profile: gpaw, gpaw-fast or emt")
+    ] = "gpaw",
+    cycles: Annotated[int | None, typer.Option(help="stop after this many cycles")] = None,
+    batch: Annotated[int | None, typer.Option(help="most sites submitted per cycle")] = None,
+    max_queued: Annotated[
+        int | None, typer.Option(help="keep at most this many jobs READY+RUNNING")
+    ] = None,
+    budget: Annotated[
+        int | None, typer.Option(help="stop once this many DFT jobs exist for the space")
+    ] = None,
+    interval: Annotated[float | None, typer.Option(help="seconds between cycles")] = None,
+    strategy: Annotated[str, typer.Option(help="acquisition strategy")] = "target-window",
+    workers: Annotated[
+        bool | None,
+        typer.Option(
+            "--workers/--no-workers",
+            help="run FireWorks rockets in this process (default: yes with the embedded store)",
+        ),
+    ] = None,
+) -> None:
+    """The daemon: ingest -> retrain -> score -> select -> submit, until SIGTERM or a limit.
+
+    One JSON line per cycle on stdout.
+    """
+    from screener.daemon import Daemon
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    with open_store(load_settings()) as store:
+        daemon = Daemon(
+            store,
+            space,
+            calculator,
+            batch=batch,
+            max_queued=max_queued,
+            interval=interval,
+            cycles=cycles,
+            budget=budget,
+            strategy=strategy,
+            host_workers=workers,
+        )
+        daemon.run()
+
+
+@app.command()
+def pause(space: Annotated[str, typer.Option(help="space name")]) -> None:
+    """Pause a space's daemon before its next cycle (it keeps its lease and heartbeat)."""
+    from screener.daemon import set_paused
+    from screener.settings import load_settings
+
+    set_paused(load_settings(), space, True)
+    out.print(f"{space}: paused (resume with `screener resume --space {space}`)")
+
+
+@app.command()
+def resume(space: Annotated[str, typer.Option(help="space name")]) -> None:
+    """Resume a paused space's daemon."""
+    from screener.daemon import set_paused
+    from screener.settings import load_settings
+
+    set_paused(load_settings(), space, False)
+    out.print(f"{space}: resumed")
+
+
+@app.command()
+def candidates(
+    space: Annotated[str, typer.Option(help="space name, e.g. Cu-Pd")],
+    adsorbate: Annotated[str, typer.Option(help="CO or H")] = "CO",
+    calculator: Annotated[
+        str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
+    ] = None,
+    target: Annotated[float | None, typer.Option(help="dE target (eV)")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many (0 = all)")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """Surfaces ranked by the distance of their lowest-site dE to the target."""
+    from screener.candidates import candidates as rank
+    from screener.errors import InputError
+    from screener.settings import load_settings
+    from screener.store import open_store
+    from workflows.adsorbates import ADSORBATES
+
+    if adsorbate not in ADSORBATES:
+        raise InputError(
+            f"unsupported adsorbate '{adsorbate}' (supported: {', '.join(ADSORBATES)})"
+        )
+    with open_store(load_settings(), readonly=True):
+        rows = rank(space, adsorbate, profile=calculator, target=target, limit=limit)
+    if as_json:
+        _print_json(rows)
+        return
+    _candidate_table(rows)
+
+
+def _candidate_table(rows: list[dict]) -> None:
+    if not rows:
+        out.print("no surfaces with a DFT result or a prediction yet")
+        return
+    first = rows[0]
+    title = f"{first['adsorbate']} candidates, target {first['target']:+.2f} eV"
+    table = Table(title=f"{title} ({first['profile']})")
+    columns = ("#", "bulk", "hkl", "termination", "dE/eV", "std", "source", "in window")
+    for column in columns:
+        table.add_column(column)
+    for rank_number, row in enumerate(rows, 1):
+        table.add_row(
+            str(rank_number),
+            row["bulk_formula"] or "",
+            "".join(map(str, row["miller"] or [])),
+            row["termination"] or "",
+            f"{row['energy']:+.3f}",
+            f"{row['std']:.3f}",
+            row["source"],
+            "yes" if row["in_window"] else "",
         )
     out.print(table)
 

@@ -46,6 +46,7 @@ def status(store: Store) -> dict[str, Any]:
             "bulks": len(ids),
             "surfaces": Surface.objects(bulk__in=ids).count(),
             "sites": _by_adsorbate(counts, set(ids)),
+            **loop_status(store, space.name),
         }
     return {
         "store": {"kind": "embedded" if store.embedded else "mongodb", "location": store.location},
@@ -56,6 +57,55 @@ def status(store: Store) -> dict[str, Any]:
             "surfaces": Surface.objects.count(),
             "sites": _by_adsorbate(counts),
         },
+    }
+
+
+def loop_status(store: Store, space: str) -> dict[str, Any]:
+    """The daemon's lease (heartbeat age, state), the space's job queue and its last cycle."""
+    import datetime as dt
+
+    from screener.daemon import is_paused
+    from screener.store.documents import Cycle, Lease, ModelVersion
+
+    lease = Lease._get_collection().find_one({"space": space})
+    daemon = None
+    if lease and lease.get("owner"):
+        beat = lease.get("heartbeat")
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        daemon = {
+            "owner": lease["owner"],
+            "state": lease.get("state"),
+            "heartbeat": beat.isoformat() if beat else None,
+            "heartbeat_age_s": round((now - beat).total_seconds(), 1) if beat else None,
+            "running": not lease.get("released", False),
+        }
+    last = Cycle.objects(space=space).order_by("-number").first()
+    cycle = None
+    if last is not None:
+        cycle = {
+            "number": last.number,
+            "profile": last.profile,
+            "started": last.started.isoformat() if last.started else None,
+            "seconds": last.seconds,
+            "submitted": (last.counts or {}).get("submitted"),
+            "jobs": dict(last.jobs or {}),
+        }
+    from screener.store.documents import Job
+
+    queued = Job.objects(space=space, state__in=["submitting", "submitted"]).count()
+    models = {}
+    for model in ModelVersion.objects(space=space).order_by("version"):
+        models[f"{model.adsorbate}:{model.profile}"] = {
+            "version": model.version,
+            "n_train": model.n_train,
+            "cv": dict(model.cv or {}),
+        }
+    return {
+        "daemon": daemon,
+        "paused": is_paused(store, space),
+        "queued": queued,
+        "last_cycle": cycle,
+        "models": models,
     }
 
 

@@ -61,6 +61,13 @@ class ScreenerSettings(BaseSettings):
     prerelax: bool = Field(
         False, description="relax slabs and adslabs with EMT before GPAW (bench/dft_cost.py)"
     )
+    # --- the loop ---------------------------------------------------------------------------
+    loop_interval: float = Field(60.0, ge=0, description="s between daemon cycles")
+    loop_batch: int = Field(20, ge=1, description="most sites submitted per cycle")
+    max_queued: int = Field(300, ge=1, description="READY+RUNNING jobs the daemon keeps queued")
+    lease_stale_s: float = Field(
+        300.0, gt=0, description="a daemon lease without heartbeat this long is taken over"
+    )
     lostrun_hours: float = Field(
         4.0, gt=0, description="a RUNNING firework silent this long is lost and rerun"
     )

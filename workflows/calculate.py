@@ -58,7 +58,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,19 @@ def run_optimizer(
         "converged": bool(converged),
         "atoms": atoms_to_dict(atoms),
     }
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Small dense algebra (BFGS on a 100-atom Hessian) in one BLAS thread: multithreaded
+    OpenBLAS made each EMT ionic step ~100x slower on a busy 2-core node (measured)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # not a dependency of the data plane; then leave BLAS as it is
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def gpaw_command(ranks: int, in_path: Path, out_path: Path) -> list[str]:
@@ -423,7 +437,8 @@ def relax(
         work = atoms.copy()
         work.calc = EMT()
         deadline = None if walltime is None else start + walltime
-        outcome = run_optimizer(work, settings["relax"], workdir=workdir, deadline=deadline)
+        with _one_blas_thread():
+            outcome = run_optimizer(work, settings["relax"], workdir=workdir, deadline=deadline)
         outcome.update(magmoms=None, code_versions=code_versions(), ranks=1)
     elif prof.code == "gpaw":
         remaining = None if walltime is None else walltime - (time.monotonic() - start)

@@ -15,6 +15,7 @@ from bson import ObjectId
 
 from screener.store import Bulk, Site, Store, Surface
 from screener.store.documents import Calculation, Job, _now
+from workflows.structures import atoms_from_dict
 
 RESULT_FIELDS = (
     "energy",
@@ -93,8 +94,26 @@ def _calculation_done(key: str, record: dict[str, Any]) -> dict[str, Any]:
             },
             flags=record["flags"],
             final_site=record.get("final_site", {}),
+            **surrogate_view(result["atoms"], document.get("surface")),
         )
     return document
+
+
+def surrogate_view(structure: dict[str, Any], surface_id: Any) -> dict[str, Any]:
+    """What the surrogate trains on: the relaxed structure's fingerprint, the CV group (surface
+    key) and the element of a pure-element slab (for the median references)."""
+    from screener.enumerate.fingerprint import fingerprint_of_adslab
+
+    atoms = atoms_from_dict(structure)
+    symbols = {
+        s for s, t in zip(atoms.get_chemical_symbols(), atoms.get_tags(), strict=True) if t > 0
+    }
+    surface = Surface.objects(id=surface_id).only("key").first() if surface_id else None
+    return {
+        "fingerprint": fingerprint_of_adslab(atoms),
+        "group": surface.key if surface else None,
+        "pure": symbols.pop() if len(symbols) == 1 else None,
+    }
 
 
 def _calculation_failed(key: str, spec: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:

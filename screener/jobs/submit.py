@@ -132,6 +132,22 @@ def resolve_site(site_id: str) -> Site:
     return site
 
 
+def validate_profile_name(name: str, elements: list[str] | None = None) -> str:
+    """A known profile that covers ``elements`` (if given); InputError otherwise."""
+    try:
+        profile = get_profile(name)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if elements:
+        from ase import Atoms
+
+        if not profile.covers(Atoms(elements)):
+            raise InputError(
+                f"calculator profile '{name}' does not cover {','.join(sorted(elements))}; use gpaw"
+            )
+    return name
+
+
 def validate_profile(name: str, site: Site) -> None:
     try:
         profile = get_profile(name)
@@ -145,23 +161,74 @@ def validate_profile(name: str, site: Site) -> None:
 
 
 def submit(
-    site_id: str, profile: str, store: Store, *, inject: dict[str, list[str]] | None = None
+    site_id: str,
+    profile: str,
+    store: Store,
+    *,
+    inject: dict[str, list[str]] | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Submission:
     """Queue the adsorption-energy workflow of a site unless it was queued before."""
-    site = resolve_site(site_id)
-    validate_profile(profile, site)
-    key = f"{site.id}:{profile}"
-    job = Job.objects(key=key).first()
-    if job is not None and job.state != "submitting":
-        return Submission(key, job.state, False, list(job.fw_ids))
-    if job is None:
-        job = Job(
-            key=key, site=site.id, adsorbate=site.adsorbate, profile=profile, state="submitting"
-        )
-        job.save(force_insert=True)
+    return submit_batch([site_id], profile, store, inject=inject, context=[context or {}])[0]
+
+
+def submit_batch(
+    site_ids: list[str],
+    profile: str,
+    store: Store,
+    *,
+    inject: dict[str, list[str]] | None = None,
+    context: list[dict[str, Any]] | None = None,
+) -> list[Submission]:
+    """Queue several sites with two commits in all: the ledger entries first, then the states.
+
+    ``context`` (one dict per site: ``predicted``, ``space``, ``cycle``) is stored on new jobs.
+    A crash anywhere leaves jobs in ``submitting``, which :func:`reconcile` (or submitting the
+    site again) completes without adding a second workflow.
+    """
+    sites = [resolve_site(i) for i in site_ids]
+    for site in sites:
+        validate_profile(profile, site)
+    context = context or [{} for _ in sites]
+    results: dict[int, Submission] = {}
+    pending: list[tuple[int, Site, Job]] = []
+    created = False
+    for number, (site, extra) in enumerate(zip(sites, context, strict=True)):
+        key = f"{site.id}:{profile}"
+        job = Job.objects(key=key).first()
+        if job is not None and job.state != "submitting":
+            results[number] = Submission(key, job.state, False, list(job.fw_ids))
+            continue
+        if job is None:
+            job = Job(
+                key=key,
+                site=site.id,
+                adsorbate=site.adsorbate,
+                profile=profile,
+                state="submitting",
+                predicted=extra.get("predicted") or {},
+                space=extra.get("space"),
+                cycle=extra.get("cycle"),
+            )
+            job.save(force_insert=True)
+            created = True
+        pending.append((number, site, job))
+    if created:
         store.commit()
     crash_point("after-ledger")
+    for number, site, job in pending:
+        results[number] = _launch(site, job, profile, store, inject)
+    if pending:
+        store.commit()
+    return [results[n] for n in range(len(sites))]
+
+
+def _launch(
+    site: Site, job: Job, profile: str, store: Store, inject: dict[str, list[str]] | None
+) -> Submission:
+    """Add the workflow of a ledgered job unless FireWorks already has it; mark it submitted."""
     launchpad = store.launchpad()
+    key = job.key
     found = sorted(
         fw["fw_id"] for fw in launchpad.fireworks.find({"spec.screener_job": key}, {"fw_id": 1})
     )
@@ -185,5 +252,17 @@ def submit(
         set__state="submitted", set__fw_ids=fw_ids, set__updated=_now()
     )
     Site.objects(id=site.id).update_one(set__state="queued")
-    store.commit()
     return Submission(key, "submitted", new, fw_ids)
+
+
+def reconcile(store: Store) -> int:
+    """Complete jobs a dead submitter left in ``submitting``; returns how many."""
+    stuck = list(Job.objects(state="submitting"))
+    for job in stuck:
+        site = Site.objects(id=job.site.id).first()
+        if site is None:
+            continue
+        _launch(site, job, job.profile, store, None)
+    if stuck:
+        store.commit()
+    return len(stuck)

@@ -40,8 +40,10 @@ def run_workers(
     *,
     max_rockets: int | None = None,
     on_rocket: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, int]:
-    """Run READY fireworks until none is left (or ``max_rockets``); returns counts."""
+    """Run READY fireworks until none is left (or ``max_rockets``, or ``should_stop()`` says so
+    between rockets); returns counts."""
     import fireworks.core.rocket
     from fireworks import FWorker
     from fireworks.core.rocket_launcher import launch_rocket
@@ -62,6 +64,8 @@ def run_workers(
     fworker = FWorker(name=f"screener@{socket.gethostname()}")
     root = store.settings.data_dir.resolve() / "launches"
     while max_rockets is None or counts["rockets"] < max_rockets:
+        if should_stop is not None and should_stop():
+            break
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         with _inside(root / f"launcher_{stamp}"):
             ran = launch_rocket(launchpad, fworker, strm_lvl="CRITICAL")

@@ -161,6 +161,10 @@ class Job(Document):
     state = StringField(required=True, choices=JOB_STATES)
     fw_ids = ListField(IntField())
     reason = StringField()
+    # what the surrogate predicted when the loop chose this site (None: chosen by hand or random)
+    predicted = DictField()
+    space = StringField()
+    cycle = IntField()
     created = DateTimeField(default=_now)
     updated = DateTimeField(default=_now)
 
@@ -204,6 +208,13 @@ class Calculation(Document):
     references = DictField()
     flags = ListField(StringField())
     final_site = DictField()
+    # the surrogate's view of a finished adslab: fingerprint of the relaxed structure, CV group
+    # (surface key) and, for imported results, the space they warm-start and their source file
+    fingerprint = DictField()
+    group = StringField()
+    pure = StringField()
+    space = StringField()
+    source = StringField()
     created = DateTimeField(default=_now)
 
     meta = {
@@ -217,7 +228,115 @@ class Calculation(Document):
     }
 
 
-DOCUMENTS: tuple[type[Document], ...] = (ElementSpace, Bulk, Surface, Site, Job, Calculation)
+class ModelVersion(Document):
+    """A trained surrogate for one (space, adsorbate, profile): metrics, provenance and the model.
+
+    ``version`` counts up per (space, adsorbate, profile).  ``data_key`` is a hash of the training
+    rows' calculation keys, so a retrain is skipped when nothing new arrived.  The pickled model
+    lives in ``<data_dir>/models/<file>`` (``sha256`` checks it); on a cluster ``data_dir`` is on a
+    shared filesystem.
+    """
+
+    space = StringField(required=True)
+    adsorbate = StringField(required=True)
+    profile = StringField(required=True)
+    version = IntField(required=True)
+    n_train = IntField(required=True)
+    data_key = StringField(required=True)
+    model = StringField()
+    feature_set = StringField()
+    cv = DictField()
+    info = DictField()
+    file = StringField(required=True)
+    sha256 = StringField(required=True)
+    fit_seconds = FloatField()
+    created = DateTimeField(default=_now)
+
+    meta = {
+        "collection": "models",
+        "auto_create_index": False,
+        "indexes": [
+            {"fields": ["space", "adsorbate", "profile", "version"], "unique": True},
+        ],
+    }
+
+
+class PredictionChunk(Document):
+    """Predictions of one model version for up to CHUNK sites: parallel arrays.
+
+    One document per chunk instead of per site keeps a scoring pass over a million sites to a
+    hundred writes; the latest version's chunks are what selection and ``candidates`` read.
+    """
+
+    model = ReferenceField(ModelVersion, required=True)
+    space = StringField(required=True)
+    adsorbate = StringField(required=True)
+    profile = StringField(required=True)
+    version = IntField(required=True)
+    chunk = IntField(required=True)
+    sites = ListField(StringField())
+    mean = ListField(FloatField())
+    std = ListField(FloatField())
+    created = DateTimeField(default=_now)
+
+    meta = {
+        "collection": "predictions",
+        "auto_create_index": False,
+        "indexes": [("space", "adsorbate", "profile", "version", "chunk")],
+    }
+
+
+class Lease(Document):
+    """Leadership of one space's daemon: whoever holds a fresh heartbeat owns the loop."""
+
+    space = StringField(required=True)
+    owner = StringField(required=True)  # host:pid:token
+    acquired = DateTimeField(default=_now)
+    heartbeat = DateTimeField(default=_now)
+    state = StringField()  # what the daemon is doing: cycling, sleeping, paused, stopped
+    released = BooleanField(default=False)
+
+    meta = {
+        "collection": "leases",
+        "auto_create_index": False,
+        "indexes": [{"fields": ["space"], "unique": True}],
+    }
+
+
+class Cycle(Document):
+    """One cycle of a space's daemon: counts, timings (s) and model versions."""
+
+    space = StringField(required=True)
+    profile = StringField(required=True)
+    number = IntField(required=True)
+    owner = StringField()
+    started = DateTimeField(default=_now)
+    seconds = FloatField()
+    timings = DictField()
+    counts = DictField()
+    models = DictField()
+    queued = IntField()
+    jobs = DictField()  # the space's jobs of the profile by state, after the cycle
+
+    meta = {
+        "collection": "cycles",
+        "auto_create_index": False,
+        "indexes": [("space", "number")],
+    }
+
+
+DOCUMENTS: tuple[type[Document], ...] = (
+    ElementSpace,
+    Bulk,
+    Surface,
+    Site,
+    Job,
+    Calculation,
+    ModelVersion,
+    PredictionChunk,
+    Lease,
+    Cycle,
+)
 
 
 def ensure_indexes() -> None:

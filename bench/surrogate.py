@@ -1,0 +1,315 @@
+"""Benchmark of the surrogate and the acquisition on an EMT-labelled pool the project builds itself.
+
+    .venv/bin/python bench/surrogate.py [--pool FILE] [--elements Ag,Au,Cu,Pd,Pt] [--max-miller 1]
+                                        [--json]
+
+1. Pool: ``--pool FILE`` is reused when it exists; otherwise (or without ``--pool``) the elements
+   are seeded into a throwaway embedded store and every CO and H site is labelled with EMT by
+   :func:`screener.emt_pool.build_pool` (written to FILE, or a temporary file).
+2. Per adsorbate: grouped 5-fold CV (groups = slabs, by slab identity) of the whole
+   :meth:`Surrogate.fit` procedure (:func:`evaluate`) against a plain random forest on per-shell
+   element counts (:func:`baseline_evaluate`), on the same folds: MAE, RMSE, coverage of the
+   calibrated 90% intervals, the ratio of the MAEs; the same CV for each feature set; the CPU
+   time of one ``Surrogate.fit`` on the pool and on ~10k rows (the pool tiled, each copy its own
+   groups, second-shell counts jittered by 0-3 so that most fingerprints are distinct, labels +
+   0.05 eV noise).
+3. Per adsorbate, a backtest on a rare-hit pool: the target is the ``--quantile`` quantile of
+   the pool's dE and the window is the smallest half-width that puts ``--hit-fraction`` (6%) of
+   the pool in-window; strategies target-window, random and gaussian-target (Tran & Ulissi) run
+   from the same initial points per repeat, budget = the whole pool, each repeat stopping once
+   90% of the hits are found; the result is calls_to_find_90pct(random) /
+   calls_to_find_90pct(target-window) (and the analytic expectation for random sampling,
+   need * (N + 1) / (hits + 1)).  The same at the domain target (+/- 0.1 eV) when it has hits.
+
+It prints what it measured and asserts nothing.  EMT numbers test the machinery, they are not DFT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def build_emt_pool(elements: str, max_miller: int, out: Path, processes: int = 1) -> dict:
+    """Seed ``elements`` into a throwaway store and label every CO/H site with EMT into ``out``."""
+    from screener.emt_pool import build_pool
+    from screener.enumerate.seed import plan_seed, seed
+    from screener.settings import use_settings
+    from screener.store import open_store
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-surrogate-") as tmp:
+        with use_settings(data_dir=Path(tmp) / "data", dask_workers=0) as settings:
+            with open_store(settings) as store:
+                plan = plan_seed(elements, "CO,H", max_miller=max_miller, settings=settings)
+                seed(plan, store)
+                store.commit()
+                seeded = time.perf_counter() - start
+                log(f"seeded {plan.space} in {seeded:.0f} s; labelling with EMT ...")
+                done = [0]
+
+                def progress(n_rows: int) -> None:
+                    done[0] += 1
+                    if done[0] % 10 == 0:
+                        log(f"  {done[0]} surfaces labelled ({time.perf_counter() - start:.0f} s)")
+
+                counts = build_pool(
+                    plan.space, ["CO", "H"], out, processes=processes, on_surface=progress
+                )
+    counts.update(seed_s=round(seeded, 1), total_s=round(time.perf_counter() - start, 1))
+    return counts
+
+
+def rare_window(energies: np.ndarray, quantile: float, fraction: float) -> tuple[float, float]:
+    """Target at a quantile of dE; the smallest window holding ``fraction`` of the pool."""
+    target = float(np.quantile(energies, quantile))
+    distance = np.sort(np.abs(energies - target))
+    k = max(1, math.ceil(fraction * len(energies)))
+    return target, float(distance[k - 1]) + 1e-9
+
+
+def fit_times(data, seed: int) -> dict:
+    from screener.surrogate.models import Surrogate
+
+    ads = data.adsorbates[0]
+    start = time.process_time()
+    s = Surrogate(ads).fit(data.fingerprints, data.energies, data.groups, data.pure, seed=seed)
+    pool_cpu = time.process_time() - start
+    copies = max(1, math.ceil(10_000 / len(data)))
+    rng = np.random.default_rng(seed)
+    fps = []
+    for k in range(copies):  # copy 0 as is, the others with jittered second-shell counts
+        for fp in data.fingerprints:
+            second = [e[:3] + [e[3] + (int(rng.integers(0, 4)) if k else 0)] for e in fp["second"]]
+            fps.append({"version": fp["version"], "first": fp["first"], "second": second})
+    energies = np.tile(data.energies, copies) + 0.05 * rng.standard_normal(len(data) * copies)
+    groups = [f"{g}#{k}" for k in range(copies) for g in data.groups]
+    pure = data.pure * copies
+    start = time.process_time()
+    big = Surrogate(ads).fit(fps, energies, groups, pure, seed=seed)
+    big_cpu = time.process_time() - start
+    return {
+        "pool_rows": len(data),
+        "pool_fit_cpu_s": round(pool_cpu, 2),
+        "pool_model": s.info["model"],
+        "rows_10k": len(fps),
+        "distinct_fingerprints_10k": len({json.dumps(f, sort_keys=True) for f in fps}),
+        "fit_10k_cpu_s": round(big_cpu, 2),
+        "fit_10k_model": big.info["model"],
+    }
+
+
+def run_backtest(data, target, window, args) -> dict:
+    from screener.surrogate.backtest import backtest
+
+    result = backtest(
+        data,
+        strategy="target-window",
+        compare=tuple(args.compare.split(",")),
+        target=target,
+        window=window,
+        budget=len(data),
+        batch=args.batch,
+        init=args.init,
+        repeats=args.repeats,
+        seed=args.seed,
+        mae_every=10,
+        stop_at=0.9,
+    )
+    n, hits = result["pool"], result["hits"]
+    need = math.ceil(0.9 * hits)
+    calls = {k: v["calls_to_find_90pct"] for k, v in result["strategies"].items()}
+    out = {
+        "target": round(target, 4),
+        "window": round(window, 4),
+        "pool": n,
+        "hits": hits,
+        "hit_fraction": round(hits / n, 4),
+        "calls_to_find_90pct": calls,
+        "calls_per_repeat": {k: v["calls_per_repeat"] for k, v in result["strategies"].items()},
+        "random_expected": round(need * (n + 1) / (hits + 1), 1),
+    }
+    tw, rnd = calls.get("target-window"), calls.get("random")
+    out["ratio_random_over_target_window"] = round(rnd / tw, 2) if tw and rnd else None
+    out["ratio_expected_random_over_target_window"] = (
+        round(out["random_expected"] / tw, 2) if tw else None
+    )
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pool", type=Path, help="labelled extxyz/db (built here if missing)")
+    parser.add_argument("--elements", default="Ag,Au,Cu,Pd,Pt")
+    parser.add_argument("--max-miller", type=int, default=1)
+    parser.add_argument("--processes", type=int, default=1, help="EMT labelling processes")
+    parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quantile", type=float, default=0.1, help="rare-hit target quantile")
+    parser.add_argument("--hit-fraction", type=float, default=0.06)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--init", type=int, default=10)
+    parser.add_argument("--compare", default="random,gaussian-target")
+    parser.add_argument("--adsorbates", default="CO,H")
+    parser.add_argument("--skip-backtest", action="store_true")
+    parser.add_argument("--skip-features", action="store_true", help="skip the tu vs tu+stats CV")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    from screener.surrogate.acquisition import DEFAULT_TARGETS, DEFAULT_WINDOW
+    from screener.surrogate.data import read_labelled
+    from screener.surrogate.features import FEATURE_SETS
+    from screener.surrogate.models import baseline_evaluate, evaluate
+
+    report: dict = {"elements": args.elements, "max_miller": args.max_miller}
+    tmp = None
+    pool_path = args.pool
+    if pool_path is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench-surrogate-pool-")
+        pool_path = Path(tmp.name) / "pool.extxyz"
+    if not pool_path.exists():
+        report["build"] = build_emt_pool(
+            args.elements, args.max_miller, pool_path, processes=args.processes
+        )
+        log("built", report["build"])
+    if args.build_only:
+        print(json.dumps(report))
+        return 0
+    start = time.perf_counter()
+    data = read_labelled(pool_path)
+    report["pool"] = {
+        "file": str(pool_path),
+        "rows": len(data),
+        "groups": len(set(data.groups)),
+        "read_s": round(time.perf_counter() - start, 1),
+    }
+    if data.info and all("surface" in i for i in data.info):
+        pairs = {(g, i["surface"]) for g, i in zip(data.groups, data.info, strict=True)}
+        report["pool"]["groups_match_surface_key"] = (
+            len(pairs) == len(set(data.groups)) == len({i["surface"] for i in data.info})
+        )
+    report["adsorbates"] = {}
+    for ads in args.adsorbates.split(","):
+        sub = data.select(ads)
+        entry: dict = {"rows": len(sub), "groups": len(set(sub.groups))}
+        e = sub.energies
+        entry["dE"] = {
+            "min": round(float(e.min()), 3),
+            "median": round(float(np.median(e)), 3),
+            "max": round(float(e.max()), 3),
+        }
+        log(f"{ads}: {len(sub)} rows, {entry['groups']} slabs; CV ...")
+        t0 = time.perf_counter()
+        ours = evaluate(sub, folds=args.folds, seed=args.seed)
+        ours["wall_s"] = round(time.perf_counter() - t0, 1)
+        base = baseline_evaluate(sub, folds=args.folds, seed=args.seed)
+        entry["cv"] = {"ours": ours, "baseline": base, "mae_ratio_baseline_over_ours": None}
+        entry["cv"]["mae_ratio_baseline_over_ours"] = round(base["mae"] / ours["mae"], 3)
+        if not args.skip_features:
+            entry["feature_sets"] = {}
+            for fs in FEATURE_SETS:
+                r = (
+                    ours
+                    if fs == ours["feature_set"]
+                    else evaluate(sub, folds=args.folds, seed=args.seed, feature_set=fs)
+                )
+                entry["feature_sets"][fs] = {
+                    k: r[k] for k in ("mae", "rmse", "coverage90", "model")
+                }
+        log(f"{ads}: fit times ...")
+        entry["fit"] = fit_times(sub, args.seed)
+        if not args.skip_backtest:
+            target, window = rare_window(e, args.quantile, args.hit_fraction)
+            log(f"{ads}: backtest at {target:.3f} +/- {window:.3f} eV ...")
+            entry["backtest_rare"] = run_backtest(sub, target, window, args)
+            entry["backtest_rare"]["quantile"] = args.quantile
+            domain = DEFAULT_TARGETS[ads]
+            domain_hits = int(np.sum(np.abs(e - domain) <= DEFAULT_WINDOW))
+            if domain_hits:
+                log(f"{ads}: backtest at the domain target {domain} ...")
+                entry["backtest_domain"] = run_backtest(sub, domain, DEFAULT_WINDOW, args)
+            else:
+                entry["backtest_domain"] = {"target": domain, "window": DEFAULT_WINDOW, "hits": 0}
+        report["adsorbates"][ads] = entry
+    if tmp is not None:
+        tmp.cleanup()
+    if args.json:
+        print(json.dumps(report, indent=1, default=str))
+        return 0
+    print_report(report)
+    return 0
+
+
+def _f(x, nd=3):
+    return "-" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
+
+
+def print_report(report: dict) -> None:
+    p = report["pool"]
+    print(f"pool {p['file']}: {p['rows']} rows, {p['groups']} slabs (read in {p['read_s']} s)")
+    if "build" in report:
+        print(f"built: {report['build']}")
+    for ads, entry in report["adsorbates"].items():
+        cv = entry["cv"]
+        ours, base = cv["ours"], cv["baseline"]
+        print(f"\n== {ads}: {entry['rows']} rows on {entry['groups']} slabs, dE {entry['dE']}")
+        print(
+            f"grouped {ours['folds']}-fold CV  ours: MAE {_f(ours['mae'])}  RMSE "
+            f"{_f(ours['rmse'])}  coverage90 {_f(ours['coverage90'], 3)}  "
+            f"(model {ours['model']}, folds chose {ours['fold_models']}, {ours['wall_s']} s)"
+        )
+        print(f"                     baseline RF on counts: MAE {_f(base['mae'])}  RMSE "
+              f"{_f(base['rmse'])}")  # fmt: skip
+        print(f"ratio MAE baseline/ours: {cv['mae_ratio_baseline_over_ours']}")
+        for fs, r in entry.get("feature_sets", {}).items():
+            print(
+                f"  feature set {fs:9s} MAE {_f(r['mae'])}  RMSE {_f(r['rmse'])}  "
+                f"coverage90 {_f(r['coverage90'])}  ({r['model']})"
+            )
+        fit = entry["fit"]
+        print(
+            f"Surrogate.fit CPU: {fit['pool_fit_cpu_s']} s on {fit['pool_rows']} rows, "
+            f"{fit['fit_10k_cpu_s']} s on {fit['rows_10k']} rows "
+            f"({fit['distinct_fingerprints_10k']} distinct fingerprints, {fit['fit_10k_model']})"
+        )
+        for key, label in (("backtest_rare", "rare-hit"), ("backtest_domain", "domain-target")):
+            b = entry.get(key)
+            if not b:
+                continue
+            if not b.get("hits"):
+                print(f"backtest {label}: no pool row within {b['window']} eV of {b['target']}")
+                continue
+            print(
+                f"backtest {label}: target {b['target']} +/- {b['window']} eV"
+                + (f" (quantile {b['quantile']})" if "quantile" in b else "")
+                + f": {b['hits']} hits / {b['pool']} ({100 * b['hit_fraction']:.1f}%)"
+            )
+            for name, calls in b["calls_to_find_90pct"].items():
+                print(f"    calls to 90% of hits  {name:16s} {_f(calls)}  "
+                      f"per repeat {b['calls_per_repeat'][name]}")  # fmt: skip
+            print(
+                f"    random expected {b['random_expected']};  ratio random/target-window "
+                f"{_f(b['ratio_random_over_target_window'], 2)} (simulated), "
+                f"{_f(b['ratio_expected_random_over_target_window'], 2)} (expected random)"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Surfaces ranked by how close their binding energy is to a target (Tran & Ulissi 2018).
+
+A surface's binding energy is the minimum over its sites.  Where the surface has finished,
+unflagged results of the profile, the DFT minimum is used (``source: "dft"``, std 0); elsewhere
+the lowest surrogate mean over its sites, with that site's std (``source: "predicted"``).  A
+surface with some DFT sites uses the DFT value: the sites the loop picked there were chosen as the
+most promising, so their minimum stands for the surface.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+
+from screener.errors import InputError
+from screener.learning import default_profile, space_sites, stored_predictions
+from screener.queries import get_space
+from screener.store import Surface
+from screener.store.documents import Calculation
+
+
+def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict[str, Any]]:
+    """Surface id -> {energy, std, source, site_id, n_dft} for one adsorbate."""
+    sites = space_sites(space, adsorbate)
+    surface_of = dict(zip(sites["ids"], sites["surfaces"], strict=True))
+    out: dict[str, dict[str, Any]] = {}
+    query = {
+        "kind": "adslab",
+        "state": "done",
+        "profile": profile,
+        "adsorbate": adsorbate,
+        "flags": {"$size": 0},
+        "site": {"$in": [ObjectId(i) for i in sites["ids"]]},
+    }
+    for calc in Calculation._get_collection().find(query, {"site": 1, "adsorption_energy": 1}):
+        site = str(calc["site"])
+        surface = surface_of[site]
+        energy = float(calc["adsorption_energy"])
+        row = out.setdefault(
+            surface, {"energy": energy, "std": 0.0, "source": "dft", "site_id": site, "n_dft": 0}
+        )
+        row["n_dft"] += 1
+        if energy < row["energy"]:
+            row.update(energy=energy, site_id=site)
+    for site, (mean, std) in stored_predictions(space, adsorbate, profile).items():
+        surface = surface_of.get(site)
+        if surface is None or out.get(surface, {}).get("source") == "dft":
+            continue
+        row = out.get(surface)
+        if row is None or mean < row["energy"]:
+            out[surface] = {
+                "energy": float(mean),
+                "std": float(std),
+                "source": "predicted",
+                "site_id": site,
+                "n_dft": 0,
+            }
+    return out
+
+
+def surface_docs(ids: list[str]) -> dict[str, dict]:
+    return {
+        str(s["_id"]): s
+        for s in Surface._get_collection().find(
+            {"_id": {"$in": [ObjectId(i) for i in ids]}},
+            {"key": 1, "bulk_formula": 1, "miller": 1, "termination": 1},
+        )
+    }
+
+
+def candidates(
+    space: str,
+    adsorbate: str,
+    *,
+    profile: str | None = None,
+    target: float | None = None,
+    window: float | None = None,
+    limit: int | None = 20,
+) -> list[dict[str, Any]]:
+    """Surfaces ranked by |energy - target| (nearest first)."""
+    from screener.surrogate.acquisition import DEFAULT_TARGETS, DEFAULT_WINDOW
+
+    doc = get_space(space)
+    if adsorbate not in doc.adsorbates:
+        raise InputError(f"space '{space}' has no {adsorbate} sites")
+    if limit is not None and limit < 0:
+        raise InputError("--limit must be >= 0")
+    profile = profile or default_profile(space)
+    target = DEFAULT_TARGETS[adsorbate] if target is None else target
+    window = DEFAULT_WINDOW if window is None else window
+    energies = surface_energies(space, adsorbate, profile)
+    docs = surface_docs(list(energies))
+    rows = []
+    for surface_id, row in energies.items():
+        surface = docs.get(surface_id, {})
+        distance = abs(row["energy"] - target)
+        rows.append(
+            {
+                "surface": surface.get("key"),
+                "surface_id": surface_id,
+                "bulk_formula": surface.get("bulk_formula"),
+                "miller": surface.get("miller"),
+                "termination": surface.get("termination"),
+                "adsorbate": adsorbate,
+                "energy": round(row["energy"], 4),
+                "std": round(row["std"], 4),
+                "source": row["source"],
+                "site_id": row["site_id"],
+                "n_dft": row["n_dft"],
+                "distance": round(distance, 4),
+                "in_window": distance <= window,
+                "profile": profile,
+                "target": target,
+            }
+        )
+    rows.sort(key=lambda r: (r["distance"], r["surface"] or ""))
+    return rows[:limit] if limit else rows

@@ -1,0 +1,453 @@
+"""The closed loop: one daemon per space, unattended, crash-safe.
+
+A cycle: reconcile half-submitted jobs -> ingest finished and failed fireworks -> retrain when
+there is new data -> score every site -> select a batch that tops the queue up to
+``max_queued`` -> submit -> (embedded store: run the FireWorks workers here) -> record the cycle
+-> sleep ``interval``.  It stops on ``cycles``, ``budget`` (adsorption-energy jobs of the profile
+in the space), SIGTERM/SIGINT (after the step in flight), or when nothing is left to do.
+
+Leadership: a :class:`~screener.store.documents.Lease` per space with a heartbeat.  A second
+daemon on a space whose lease is fresh exits with :class:`LeaseHeldError`; a stale lease (no
+heartbeat for ``lease_stale_s``, or its process is gone from this host) is taken over.  With the
+embedded store the store's lock already admits one writer process, so the lease there is always
+ours to take.
+
+Crash safety rests on the steps' own guarantees: the job ledger is committed before a workflow is
+added and reconciled after a crash (:mod:`screener.jobs.submit`); a firework's outcome is
+committed before it is recorded and ingestion is idempotent (:mod:`screener.jobs.ingest`); lost
+runs are rerun (:mod:`screener.jobs.workers`).  A kill -9 of an embedded daemon loses at most the
+step since the last commit, which the next start redoes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from screener.errors import InputError, ScreenerError
+from screener.faults import crash_point
+from screener.queries import get_space
+from screener.store import Site, Store
+from screener.store.documents import Cycle, Job, Lease, ModelVersion, _now
+
+log = logging.getLogger(__name__)
+
+QUEUED_STATES = ("submitting", "submitted")
+
+
+class LeaseHeldError(ScreenerError):
+    exit_code = 3
+
+
+# -- pause / resume ----------------------------------------------------------------------------
+def pause_file(settings: Any, space: str) -> Path:
+    return settings.data_dir / "control" / f"pause-{space}"
+
+
+def set_paused(settings: Any, space: str, paused: bool) -> str:
+    """Pause or resume a space's daemon (it checks before every cycle).
+
+    Embedded store: a control file in ``data_dir`` (the running daemon holds the store's lock);
+    MongoDB: the space's lease document, which every daemon reads.
+    """
+    from screener.store import open_store
+
+    if settings.mongo_uri is None:
+        with open_store(settings, readonly=True):
+            get_space(space)  # unknown space: InputError, nothing written
+        path = pause_file(settings, space)
+        if paused:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"paused {_now().isoformat()} by pid {os.getpid()}\n")
+        else:
+            path.unlink(missing_ok=True)
+        return str(path)
+    with open_store(settings):
+        get_space(space)
+        Lease._get_collection().update_one(
+            {"space": space},
+            {"$set": {"paused": paused}, "$setOnInsert": {"owner": "", "heartbeat": None}},
+            upsert=True,
+        )
+    return "lease"
+
+
+def is_paused(store: Store, space: str) -> bool:
+    if pause_file(store.settings, space).exists():
+        return True
+    doc = Lease._get_collection().find_one({"space": space}, {"paused": 1})
+    return bool(doc and doc.get("paused"))
+
+
+# -- the lease ---------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+
+
+class LeaseKeeper:
+    """Acquire, refresh and release one space's lease."""
+
+    def __init__(self, store: Store, space: str) -> None:
+        self.store = store
+        self.space = space
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.took_over: str | None = None
+        self.collection = Lease._get_collection()
+
+    def acquire(self) -> None:
+        now = _now()
+        stale = now - dt.timedelta(seconds=self.store.settings.lease_stale_s)
+        current = self.collection.find_one({"space": self.space})
+        takeable = (
+            current is None
+            or self.store.embedded  # the store lock admits one writer process
+            or not current.get("owner")
+            or current.get("released")
+            or current.get("heartbeat") is None
+            or current["heartbeat"] < stale
+            or _owner_dead(current["owner"])
+        )
+        if not takeable:
+            age = (now - current["heartbeat"]).total_seconds()
+            raise LeaseHeldError(
+                f"space '{self.space}' is run by daemon {current['owner']} (heartbeat {age:.0f} s "
+                f"ago); stop it first, or wait {self.store.settings.lease_stale_s:.0f} s after "
+                "it died"
+            )
+        fields = {
+            "owner": self.owner,
+            "acquired": now,
+            "heartbeat": now,
+            "state": "starting",
+            "released": False,
+        }
+        if current is None:
+            try:
+                self.collection.insert_one({"space": self.space, **fields})
+            except DuplicateKeyError:  # another daemon inserted first (real MongoDB)
+                raise LeaseHeldError(
+                    f"space '{self.space}' was just taken by another daemon"
+                ) from None
+        else:
+            previous = current.get("owner")
+            won = self.collection.find_one_and_update(
+                {"_id": current["_id"], "owner": previous, "heartbeat": current.get("heartbeat")},
+                {"$set": fields},
+                return_document=ReturnDocument.AFTER,
+            )
+            if won is None:
+                raise LeaseHeldError(f"space '{self.space}' was just taken by another daemon")
+            if previous and not current.get("released"):
+                self.took_over = previous
+        self.store.commit()
+
+    def beat(self, state: str) -> None:
+        """Refresh the heartbeat; raises LeaseHeldError if another daemon took the lease."""
+        done = self.collection.update_one(
+            {"space": self.space, "owner": self.owner},
+            {"$set": {"heartbeat": _now(), "state": state}},
+        )
+        if done.matched_count == 0:
+            raise LeaseHeldError(f"lost the lease of space '{self.space}' to another daemon")
+
+    def release(self) -> None:
+        self.collection.update_one(
+            {"space": self.space, "owner": self.owner},
+            {"$set": {"released": True, "state": "stopped", "heartbeat": _now()}},
+        )
+
+
+# -- the loop ----------------------------------------------------------------------------------
+def space_site_ids(space: str) -> set:
+    doc = get_space(space)
+    return {
+        s["_id"]
+        for s in Site._get_collection().find({"bulk": {"$in": list(doc.bulks)}}, {"_id": 1})
+    }
+
+
+def job_counts(space: str, profile: str) -> dict[str, int]:
+    """Jobs of a profile on a space's sites, by state, and the total."""
+    ids = space_site_ids(space)
+    counts: dict[str, int] = {"total": 0}
+    for job in Job._get_collection().find({"profile": profile}, {"site": 1, "state": 1}):
+        if job["site"] in ids:
+            counts[job["state"]] = counts.get(job["state"], 0) + 1
+            counts["total"] += 1
+    counts["queued"] = sum(counts.get(s, 0) for s in QUEUED_STATES)
+    return counts
+
+
+class Daemon:
+    """The loop for one space and profile (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        space: str,
+        profile: str,
+        *,
+        batch: int | None = None,
+        max_queued: int | None = None,
+        interval: float | None = None,
+        cycles: int | None = None,
+        budget: int | None = None,
+        strategy: str = "target-window",
+        host_workers: bool | None = None,
+        seed: int = 0,
+        emit: Callable[[dict], None] | None = None,
+    ) -> None:
+        from screener.jobs.submit import validate_profile_name
+        from screener.surrogate.acquisition import STRATEGIES
+
+        settings = store.settings
+        self.store = store
+        doc = get_space(space)
+        self.space = doc.name
+        self.profile = validate_profile_name(profile, list(doc.elements))
+        self.batch = batch if batch is not None else settings.loop_batch
+        self.max_queued = max_queued if max_queued is not None else settings.max_queued
+        self.interval = interval if interval is not None else settings.loop_interval
+        self.cycles = cycles
+        self.budget = budget
+        if strategy not in STRATEGIES:
+            raise InputError(f"unknown strategy '{strategy}' (one of: {', '.join(STRATEGIES)})")
+        for name, value in (("--batch", self.batch), ("--max-queued", self.max_queued)):
+            if value < 1:
+                raise InputError(f"{name} must be >= 1 (got {value})")
+        if cycles is not None and cycles < 1:
+            raise InputError(f"--cycles must be >= 1 (got {cycles})")
+        if budget is not None and budget < 1:
+            raise InputError(f"--budget must be >= 1 (got {budget})")
+        if self.interval < 0:
+            raise InputError(f"--interval must be >= 0 (got {self.interval})")
+        self.strategy = strategy
+        self.host_workers = store.embedded if host_workers is None else host_workers
+        self.seed = seed
+        self.emit = emit or _print_line
+        self.stop_reason: str | None = None
+        self._wake = threading.Event()
+        self.lease = LeaseKeeper(store, self.space)
+
+    # signals -----------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._wake.set()
+
+    def _install_signals(self) -> list[tuple[int, Any]]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        previous = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous.append((sig, signal.getsignal(sig)))
+            signal.signal(sig, lambda number, frame: self.request_stop(signal.Signals(number).name))
+        return previous
+
+    # the loop ----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        previous = self._install_signals()
+        self.lease.acquire()
+        if self.lease.took_over:
+            self.emit(
+                {"event": "lease", "space": self.space, "took_over_from": self.lease.took_over}
+            )
+        done = 0
+        try:
+            while self.stop_reason is None:
+                if is_paused(self.store, self.space):
+                    self.lease.beat("paused")
+                    self.store.commit()
+                    self._sleep(min(self.interval, 5.0) or 1.0)
+                    continue
+                record = self.cycle()
+                done += 1
+                if self.cycles is not None and done >= self.cycles:
+                    self.request_stop("cycles")
+                elif record["finished_reason"]:
+                    self.request_stop(record["finished_reason"])
+                else:
+                    self.lease.beat("sleeping")
+                    self.store.commit()
+                    self._sleep(self.interval)
+        finally:
+            self.lease.release()
+            if not self.store.readonly:
+                self.store.commit()
+            for sig, handler in previous:
+                signal.signal(sig, handler)
+        summary = {"event": "stopped", "space": self.space, "reason": self.stop_reason}
+        summary["cycles"] = done
+        self.emit(summary)
+        return summary
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+
+    def cycle(self) -> dict[str, Any]:
+        """One cycle; returns its record (also stored as a Cycle document and emitted)."""
+        from screener.jobs.ingest import ingest
+        from screener.jobs.submit import reconcile, submit_batch
+        from screener.jobs.workers import run_workers
+        from screener.learning import select, train
+
+        store, timings, counts = self.store, {}, {}
+        number = (Cycle.objects(space=self.space).order_by("-number").first() or Cycle()).number
+        number = (number or 0) + 1
+        started = time.perf_counter()
+        wall_start = _now()
+
+        def step(name: str) -> None:
+            timings[name] = round(time.perf_counter() - step.mark, 3)
+            step.mark = time.perf_counter()
+            self.lease.beat(name)
+
+        step.mark = started
+        self.lease.beat("cycle")
+        counts["reconciled"] = reconcile(store)
+        counts["ingested"] = ingest(store)
+        store.commit()
+        step("ingest")
+        crash_point("after-ingest")
+
+        trained = train(store, self.space, profile=self.profile, seed=self.seed)
+        counts["trained"] = {t.adsorbate: t.version for t in trained if t.trained}
+        step("train")
+        crash_point("after-train")
+
+        jobs = job_counts(self.space, self.profile)
+        room = self.max_queued - jobs["queued"]
+        if self.budget is not None:
+            room = min(room, self.budget - jobs["total"])
+        wanted = max(0, min(self.batch, room))
+        chosen = []
+        if wanted and self.stop_reason is None:
+            chosen = select(
+                store,
+                self.space,
+                wanted,
+                profile=self.profile,
+                strategy=self.strategy,
+                seed=self.seed + number,
+            )
+        counts["selected"] = len(chosen)
+        step("score_select")
+        crash_point("after-select")
+
+        if chosen:
+            context = [
+                {
+                    "predicted": {
+                        k: row[k] for k in ("mean", "std", "model_version", "strategy", "target")
+                    },
+                    "space": self.space,
+                    "cycle": number,
+                }
+                for row in chosen
+            ]
+            results = submit_batch(
+                [row["site_id"] for row in chosen], self.profile, store, context=context
+            )
+            counts["submitted"] = sum(1 for r in results if r.new)
+        else:
+            counts["submitted"] = 0
+        step("submit")
+        crash_point("after-submit")
+
+        if self.host_workers and self.stop_reason is None:
+            worked = run_workers(
+                store,
+                on_rocket=lambda n: self.lease.beat("workers"),
+                should_stop=lambda: self.stop_reason is not None,
+            )
+            counts["rockets"] = worked.get("rockets", 0)
+            counts["worker_ingested"] = {
+                k: v for k, v in worked.items() if k not in ("rockets", "lost_reruns")
+            }
+            counts["lost_reruns"] = worked.get("lost_reruns", 0)
+        step("workers")
+
+        jobs = job_counts(self.space, self.profile)
+        models = {
+            m.adsorbate: {"version": m.version, "n_train": m.n_train, "cv": dict(m.cv)}
+            for adsorbate in get_space(self.space).adsorbates
+            if (m := _latest(self.space, adsorbate, self.profile)) is not None
+        }
+        finished_reason = None
+        if self.budget is not None and jobs["total"] >= self.budget and jobs["queued"] == 0:
+            finished_reason = "budget"
+        elif not chosen and jobs["queued"] == 0 and wanted > 0:
+            finished_reason = "no sites left to select"
+        seconds = round(time.perf_counter() - started, 3)
+        Cycle(
+            space=self.space,
+            profile=self.profile,
+            number=number,
+            owner=self.lease.owner,
+            started=wall_start,
+            seconds=seconds,
+            timings=timings,
+            counts=_jsonable(counts),
+            models=models,
+            queued=jobs["queued"],
+            jobs=jobs,
+        ).save(force_insert=True)
+        self.lease.beat("recorded")
+        store.commit()
+        record = {
+            "event": "cycle",
+            "space": self.space,
+            "profile": self.profile,
+            "cycle": number,
+            "seconds": seconds,
+            "timings": timings,
+            "counts": _jsonable(counts),
+            "jobs": jobs,
+            "models": {a: m["version"] for a, m in models.items()},
+            "finished_reason": finished_reason,
+        }
+        self.emit(record)
+        return record
+
+
+def _latest(space: str, adsorbate: str, profile: str) -> ModelVersion | None:
+    return (
+        ModelVersion.objects(space=space, adsorbate=adsorbate, profile=profile)
+        .order_by("-version")
+        .first()
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _print_line(record: dict) -> None:
+    sys.stdout.write(json.dumps(record, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,528 @@
+"""The surrogate against the store: import, train, score and select for a space.
+
+* training rows: finished adsorbate+slab calculations of a profile on the space's sites (quality
+  flags empty), plus results imported into the space for that profile; features come from the
+  relaxed structures (:func:`screener.jobs.ingest.surrogate_view`);
+* a trained model is a :class:`~screener.store.documents.ModelVersion` (metrics, provenance) and
+  a pickle in ``<data_dir>/models``; a retrain is skipped when the training rows did not change;
+* scoring predicts every site of the space from its enumerated fingerprint, in chunks on dask,
+  and stores the predictions as :class:`~screener.store.documents.PredictionChunk` documents;
+* selection picks, per adsorbate, the batch the loop would submit now: sites with no job for the
+  profile, ranked by the acquisition strategy (:mod:`screener.surrogate.acquisition`) and spread
+  over surfaces.  Without a model (no results yet) the batch is random, spread the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from screener.errors import InputError
+from screener.queries import get_space
+from screener.store import Site, Store, Surface
+from screener.store.documents import Calculation, Job, ModelVersion, PredictionChunk, _now
+
+log = logging.getLogger(__name__)
+
+SCORE_CHUNK = 100_000  # sites per dask block and per stored prediction chunk
+KEEP_PREDICTIONS = 2  # model versions whose predictions are kept per (space, adsorbate, profile)
+MIN_TRAIN = 10  # fewer finished results than this: no model, selection stays random
+
+
+# -- training data -----------------------------------------------------------------------------
+def training_rows(space: str, adsorbate: str, profile: str) -> dict[str, Any]:
+    """Finished, unflagged adsorption energies of a space for one adsorbate and profile.
+
+    Returns aligned lists: keys, fingerprints, energies, groups, pure, sites (site id or None).
+    """
+    doc = get_space(space)
+    site_ids = {
+        s["_id"]
+        for s in Site._get_collection().find(
+            {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate}, {"_id": 1}
+        )
+    }
+    query = {
+        "kind": "adslab",
+        "state": "done",
+        "profile": profile,
+        "adsorbate": adsorbate,
+        "flags": {"$size": 0},
+    }
+    projection = {"key": 1, "fingerprint": 1, "adsorption_energy": 1, "group": 1}
+    projection.update(pure=1, site=1, space=1)
+    rows: dict[str, list] = {k: [] for k in ("keys", "fps", "energies", "groups", "pure", "sites")}
+    for calc in Calculation._get_collection().find(query, projection).sort("key", 1):
+        own = calc.get("site") in site_ids
+        if not (own or calc.get("space") == space) or not calc.get("fingerprint"):
+            continue
+        rows["keys"].append(calc["key"])
+        rows["fps"].append(calc["fingerprint"])
+        rows["energies"].append(float(calc["adsorption_energy"]))
+        rows["groups"].append(calc.get("group") or calc["key"])
+        rows["pure"].append(calc.get("pure"))
+        rows["sites"].append(str(calc["site"]) if own else None)
+    return rows
+
+
+def default_profile(space: str) -> str:
+    """The profile with the most finished results in a space (``gpaw`` when there are none)."""
+    doc = get_space(space)
+    counts: Counter[str] = Counter()
+    for calc in Calculation._get_collection().find(
+        {"kind": "adslab", "state": "done"}, {"profile": 1, "bulk": 1, "space": 1}
+    ):
+        if calc.get("bulk") in doc.bulks or calc.get("space") == space:
+            counts[calc["profile"]] += 1
+    return counts.most_common(1)[0][0] if counts else "gpaw"
+
+
+def _data_key(keys: list[str], energies: list[float]) -> str:
+    blob = json.dumps([keys, [round(e, 6) for e in energies]])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# -- models ------------------------------------------------------------------------------------
+def latest_model(space: str, adsorbate: str, profile: str) -> ModelVersion | None:
+    return (
+        ModelVersion.objects(space=space, adsorbate=adsorbate, profile=profile)
+        .order_by("-version")
+        .first()
+    )
+
+
+def model_dir(store: Store) -> Path:
+    return store.settings.data_dir / "models"
+
+
+def load_model(store: Store, version: ModelVersion):
+    """The pickled surrogate of a model version (checked against its sha256)."""
+    from screener.surrogate.models import Surrogate
+
+    path = model_dir(store) / version.file
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"model file {path} of {version.space} v{version.version}: {exc}"
+        ) from None
+    if hashlib.sha256(blob).hexdigest() != version.sha256:
+        raise InputError(f"model file {path} does not match its checksum; retrain")
+    return Surrogate.loads(blob)
+
+
+@dataclass
+class TrainOutcome:
+    adsorbate: str
+    profile: str
+    trained: bool
+    reason: str = ""
+    version: int | None = None
+    n_train: int = 0
+    cv: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def train(
+    store: Store,
+    space: str,
+    *,
+    adsorbates: list[str] | None = None,
+    profile: str | None = None,
+    force: bool = False,
+    seed: int = 0,
+) -> list[TrainOutcome]:
+    """Retrain each adsorbate's surrogate on the space's finished results when they changed."""
+    from screener.surrogate.models import Surrogate
+
+    doc = get_space(space)
+    profile = profile or default_profile(space)
+    outcomes = []
+    for adsorbate in adsorbates or list(doc.adsorbates):
+        if adsorbate not in doc.adsorbates:
+            raise InputError(f"space '{space}' has no {adsorbate} sites")
+        rows = training_rows(space, adsorbate, profile)
+        n = len(rows["keys"])
+        outcome = TrainOutcome(adsorbate, profile, False, n_train=n)
+        if n < MIN_TRAIN or len(set(rows["groups"])) < 2:
+            outcome.reason = (
+                f"{n} results on {len(set(rows['groups']))} surfaces; need >= {MIN_TRAIN} on >= 2"
+            )
+            outcomes.append(outcome)
+            continue
+        key = _data_key(rows["keys"], rows["energies"])
+        last = latest_model(space, adsorbate, profile)
+        if last is not None and last.data_key == key and not force:
+            outcome.reason = f"no new results since v{last.version}"
+            outcome.version, outcome.cv, outcome.model = last.version, dict(last.cv), last.model
+            outcomes.append(outcome)
+            continue
+        started = time.perf_counter()
+        surrogate = Surrogate(adsorbate).fit(
+            rows["fps"], np.array(rows["energies"]), rows["groups"], rows["pure"], seed=seed
+        )
+        seconds = time.perf_counter() - started
+        version = (last.version if last else 0) + 1
+        blob = surrogate.dumps()
+        name = f"{space}/{adsorbate}-{profile}-v{version}.pkl"
+        path = model_dir(store) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+        info = json.loads(json.dumps(surrogate.info, default=float))
+        ModelVersion(
+            space=space,
+            adsorbate=adsorbate,
+            profile=profile,
+            version=version,
+            n_train=n,
+            data_key=key,
+            model=info.get("model"),
+            feature_set=info.get("feature_set"),
+            cv=info.get("cv", {}),
+            info=info,
+            file=name,
+            sha256=hashlib.sha256(blob).hexdigest(),
+            fit_seconds=seconds,
+        ).save(force_insert=True)
+        store.commit()
+        outcome.trained, outcome.version, outcome.seconds = True, version, round(seconds, 2)
+        outcome.cv, outcome.model = info.get("cv", {}), info.get("model")
+        outcomes.append(outcome)
+    return outcomes
+
+
+# -- scoring -----------------------------------------------------------------------------------
+def space_sites(space: str, adsorbate: str) -> dict[str, Any]:
+    """Every site of a space for one adsorbate: ids, surface ids, fingerprints (storage order)."""
+    doc = get_space(space)
+    ids, surfaces, fps = [], [], []
+    projection = {"_id": 1, "surface": 1, "fingerprint": 1}
+    query = {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate}
+    for site in Site._get_collection().find(query, projection).sort("_id", 1):
+        ids.append(str(site["_id"]))
+        surfaces.append(str(site["surface"]))
+        fps.append(site.get("fingerprint") or {})
+    return {"ids": ids, "surfaces": surfaces, "fps": fps}
+
+
+def predict_chunked(surrogate, X: np.ndarray, settings, chunk: int = SCORE_CHUNK):
+    """Mean and std for every row of ``X``, in dask blocks (threads, or the configured cluster)."""
+    import dask
+    import dask.array as da
+
+    if len(X) == 0:
+        return np.zeros(0), np.zeros(0)
+    blocks = da.from_array(X, chunks=(chunk, X.shape[1]))
+
+    def block(b: np.ndarray) -> np.ndarray:
+        mean, std = surrogate.predict(X=b)
+        return np.column_stack([mean, std])
+
+    out = blocks.map_blocks(block, chunks=(blocks.chunks[0], (2,)), dtype=float)
+    if settings.dask_scheduler:
+        from dask.distributed import Client
+
+        with Client(settings.dask_scheduler, timeout="20s") as client:
+            result = client.compute(out).result()
+    else:
+        workers = settings.dask_workers or 1
+        result = dask.compute(out, scheduler="threads", num_workers=workers)[0]
+    return result[:, 0], result[:, 1]
+
+
+def score(store: Store, space: str, adsorbate: str, version: ModelVersion) -> dict[str, Any]:
+    """Predict every site of the space with a model version and store the predictions."""
+    started = time.perf_counter()
+    surrogate = load_model(store, version)
+    sites = space_sites(space, adsorbate)
+    X = surrogate.features(sites["fps"]) if sites["ids"] else np.zeros((0, 1))
+    featurized = time.perf_counter()
+    mean, std = predict_chunked(surrogate, X, store.settings)
+    predicted = time.perf_counter()
+    PredictionChunk.objects(
+        space=space, adsorbate=adsorbate, profile=version.profile, version=version.version
+    ).delete()
+    for number, start in enumerate(range(0, len(mean), SCORE_CHUNK)):
+        end = start + SCORE_CHUNK
+        PredictionChunk(
+            model=version.id,
+            space=space,
+            adsorbate=adsorbate,
+            profile=version.profile,
+            version=version.version,
+            chunk=number,
+            sites=sites["ids"][start:end],
+            mean=[float(x) for x in mean[start:end]],
+            std=[float(x) for x in std[start:end]],
+        ).save(force_insert=True)
+    PredictionChunk.objects(
+        space=space,
+        adsorbate=adsorbate,
+        profile=version.profile,
+        version__lte=version.version - KEEP_PREDICTIONS,
+    ).delete()
+    store.commit()
+    return {
+        "sites": sites,
+        "mean": mean,
+        "std": std,
+        "seconds": {
+            "features": featurized - started,
+            "predict": predicted - featurized,
+            "store": time.perf_counter() - predicted,
+        },
+    }
+
+
+def stored_predictions(space: str, adsorbate: str, profile: str) -> dict[str, tuple[float, float]]:
+    """Latest stored predictions: site id -> (mean, std); empty without a scored model."""
+    last = latest_model(space, adsorbate, profile)
+    if last is None:
+        return {}
+    out: dict[str, tuple[float, float]] = {}
+    for chunk in PredictionChunk.objects(
+        space=space, adsorbate=adsorbate, profile=profile, version=last.version
+    ).order_by("chunk"):
+        out.update(zip(chunk.sites, zip(chunk.mean, chunk.std, strict=True), strict=True))
+    return out
+
+
+# -- selection ---------------------------------------------------------------------------------
+def attempted_sites(profile: str) -> set[str]:
+    """Sites with a job for this profile (queued, running, done or failed): never reselected."""
+    return {
+        str(job["site"]) for job in Job._get_collection().find({"profile": profile}, {"site": 1})
+    }
+
+
+def split_batch(n: int, adsorbates: list[str]) -> dict[str, int]:
+    """n over adsorbates as evenly as possible (first ones get the remainder)."""
+    base, extra = divmod(n, len(adsorbates))
+    return {a: base + (1 if i < extra else 0) for i, a in enumerate(adsorbates)}
+
+
+def select(
+    store: Store,
+    space: str,
+    n: int,
+    *,
+    profile: str | None = None,
+    adsorbates: list[str] | None = None,
+    strategy: str = "target-window",
+    targets: dict[str, float] | None = None,
+    window: float | None = None,
+    seed: int = 0,
+    rescore: bool = True,
+) -> list[dict[str, Any]]:
+    """The batch the loop would submit now: up to ``n`` sites over the space's adsorbates.
+
+    ``rescore`` predicts with the latest model now (and stores the predictions); otherwise the
+    stored predictions of the latest model are used.
+    """
+    from screener.surrogate.acquisition import (
+        DEFAULT_TARGETS,
+        DEFAULT_WINDOW,
+        STRATEGIES,
+        select_batch,
+    )
+
+    if n < 1:
+        raise InputError(f"--n must be >= 1 (got {n})")
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown strategy '{strategy}' (one of: {', '.join(STRATEGIES)})")
+    doc = get_space(space)
+    profile = profile or default_profile(space)
+    wanted = adsorbates or list(doc.adsorbates)
+    for adsorbate in wanted:
+        if adsorbate not in doc.adsorbates:
+            raise InputError(f"space '{space}' has no {adsorbate} sites")
+    window = DEFAULT_WINDOW if window is None else window
+    attempted = attempted_sites(profile)
+    shares = split_batch(n, wanted)
+    chosen: list[dict[str, Any]] = []
+    pending: dict[str, dict] = {}
+    for adsorbate in wanted:
+        if shares[adsorbate] == 0:
+            continue
+        target = (targets or {}).get(adsorbate, DEFAULT_TARGETS[adsorbate])
+        version = latest_model(space, adsorbate, profile)
+        if version is not None and rescore:
+            scored = score(store, space, adsorbate, version)
+            sites, mean, std = scored["sites"], scored["mean"], scored["std"]
+        else:
+            sites = space_sites(space, adsorbate)
+            stored = stored_predictions(space, adsorbate, profile) if version else {}
+            mean = np.array([stored.get(i, (math.nan, math.nan))[0] for i in sites["ids"]])
+            std = np.array([stored.get(i, (math.nan, math.nan))[1] for i in sites["ids"]])
+            if version is None or np.isnan(mean).any():
+                version = None
+        use = strategy if version is not None else "random"
+        exclude = np.array([i in attempted for i in sites["ids"]], dtype=bool)
+        if version is None:
+            mean, std = np.zeros(len(exclude)), np.ones(len(exclude))
+        best = _best_closeness(space, adsorbate, profile, target)
+        picked = select_batch(
+            use,
+            mean,
+            std,
+            sites["surfaces"],
+            shares[adsorbate],
+            target=target,
+            window=window,
+            exclude=exclude,
+            seed=seed,
+            best=best,
+        )
+        pending[adsorbate] = {"left": int((~exclude).sum()) - len(picked)}
+        for index in picked:
+            chosen.append(
+                {
+                    "site_id": sites["ids"][index],
+                    "adsorbate": adsorbate,
+                    "surface_id": sites["surfaces"][index],
+                    "strategy": use,
+                    "model_version": version.version if version is not None else None,
+                    "mean": None if version is None else float(mean[index]),
+                    "std": None if version is None else float(std[index]),
+                    "target": target,
+                }
+            )
+    _describe(chosen)
+    return chosen
+
+
+def _best_closeness(space: str, adsorbate: str, profile: str, target: float) -> float | None:
+    rows = training_rows(space, adsorbate, profile)
+    if not rows["energies"]:
+        return None
+    return float(-np.min(np.abs(np.array(rows["energies"]) - target)))
+
+
+def _describe(rows: list[dict[str, Any]]) -> None:
+    """Add what a person reading the batch wants: bulk formula, Miller index, site type."""
+    if not rows:
+        return
+    from bson import ObjectId
+
+    docs = {
+        str(s["_id"]): s
+        for s in Site._get_collection().find(
+            {"_id": {"$in": [ObjectId(r["site_id"]) for r in rows]}},
+            {"bulk_formula": 1, "miller": 1, "site_type": 1},
+        )
+    }
+    for row in rows:
+        site = docs.get(row["site_id"], {})
+        row.update(
+            bulk_formula=site.get("bulk_formula"),
+            miller=site.get("miller"),
+            site_type=site.get("site_type"),
+        )
+
+
+# -- import ------------------------------------------------------------------------------------
+def import_labelled(
+    store: Store,
+    path: str | Path,
+    space: str,
+    *,
+    profile: str = "gpaw",
+    energy_key: str = "E_ads",
+) -> dict[str, Any]:
+    """Add external labelled adsorption energies to a space (idempotent per file content).
+
+    Every frame becomes a finished adslab :class:`Calculation` keyed ``import:<file sha>:<i>``
+    with ``source`` (file name and sha256), the space, the declared profile and the fingerprint
+    of its structure; frames whose ``info["flags"]`` is a non-empty list are kept, flagged, and
+    left out of training like flagged DFT results.
+    """
+    from screener.surrogate.data import read_labelled
+    from workflows.profiles import PROFILES
+    from workflows.structures import atoms_to_dict
+
+    if profile not in PROFILES:
+        raise InputError(f"unknown calculator profile '{profile}' (one of: {', '.join(PROFILES)})")
+    doc = get_space(space)
+    path = Path(path)
+    data = read_labelled(path, energy_key=energy_key)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    source = f"file:{path.name} sha256:{digest[:16]}"
+    known = {
+        c["key"]
+        for c in Calculation._get_collection().find(
+            {"key": {"$regex": f"^import:{digest[:16]}:"}}, {"key": 1}
+        )
+    }
+    for index, adsorbate in enumerate(data.adsorbates):  # check everything before writing
+        if adsorbate not in doc.adsorbates:
+            raise InputError(
+                f"{path} frame {index}: {adsorbate} is not an adsorbate of space '{space}'"
+            )
+    added: Counter[str] = Counter()
+    skipped = 0
+    for index in range(len(data)):
+        key = f"import:{digest[:16]}:{index}"
+        adsorbate = data.adsorbates[index]
+        if key in known:
+            skipped += 1
+            continue
+        info = data.info[index] if data.info else {}
+        flags = info.get("flags", [])
+        if isinstance(flags, str):
+            try:
+                flags = json.loads(flags)
+            except ValueError:
+                flags = [flags] if flags else []
+        Calculation(
+            key=key,
+            kind="adslab",
+            profile=profile,
+            state="done",
+            structure=atoms_to_dict(data.atoms[index]),
+            adsorbate=adsorbate,
+            adsorption_energy=float(data.energies[index]),
+            flags=[str(f) for f in flags],
+            fingerprint=data.fingerprints[index],
+            group=f"import:{data.groups[index]}",
+            pure=data.pure[index],
+            space=space,
+            source=source,
+            created=_now(),
+        ).save(force_insert=True)
+        added[adsorbate] += 1
+    store.commit()
+    return {
+        "space": space,
+        "source": source,
+        "profile": profile,
+        "added": dict(added),
+        "already_imported": skipped,
+        "frames": len(data),
+    }
+
+
+def surfaces_of(ids: list[str]) -> dict[str, dict]:
+    from bson import ObjectId
+
+    return {
+        str(s["_id"]): s
+        for s in Surface._get_collection().find(
+            {"_id": {"$in": [ObjectId(i) for i in set(ids)]}},
+            {"key": 1, "bulk_formula": 1, "miller": 1, "termination": 1},
+        )
+    }

@@ -1,0 +1,1 @@
+"""Surrogate model, acquisition and backtest for the active-learning loop."""

@@ -1,0 +1,201 @@
+"""Backtest of acquisition strategies on a fully labelled pool (simulated screening campaign).
+
+Each repeat draws ``init`` random pool rows (the same for every strategy), then in rounds: the
+modAL learner (:func:`screener.surrogate.acquisition.make_learner`) fits the surrogate on the
+revealed rows, ``learner.query`` picks ``batch`` unrevealed rows with the strategy (spread over
+surfaces = the pool's CV groups), ``learner.teach`` reveals their labels -- until ``budget``
+labels.  A hit is a pool row with |dE - target| <= window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from screener.errors import InputError
+from screener.surrogate.acquisition import (
+    DEFAULT_TARGETS,
+    DEFAULT_WINDOW,
+    STRATEGIES,
+    make_learner,
+)
+from screener.surrogate.models import Surrogate
+
+FAST_SURROGATE = {"model": "extratrees", "n_estimators": 60}
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def backtest(
+    data,
+    *,
+    strategy: str = "target-window",
+    compare: Sequence[str] = ("random",),
+    target: float | None = None,
+    window: float = DEFAULT_WINDOW,
+    budget: int = 200,
+    batch: int = 10,
+    init: int = 10,
+    repeats: int = 3,
+    seed: int = 0,
+    on_round: Callable[[str, int, int, int], None] | None = None,
+    surrogate: dict | None = None,
+    mae_every: int = 1,
+    stop_at: float | None = None,
+    spread: bool = True,
+) -> dict:
+    """Simulate a campaign per strategy on ``data`` (one adsorbate) and count hits found.
+
+    ``surrogate``: keyword arguments of the per-round :class:`Surrogate`; the default is the cheap
+    mode ``{"model": "extratrees", "n_estimators": 60}`` (no model selection; calibration still by
+    grouped inner CV).  Pass ``{}`` for the full selection of :meth:`Surrogate.fit`.
+    ``mae_every``: for strategies that need no model (``random``), the surrogate is fitted only
+    every ``mae_every`` rounds, to report ``mae_rest`` (``None`` in the other rounds).
+    ``stop_at``: end a repeat once this share of the hits is revealed (e.g. 0.9, to save time
+    when the budget is the whole pool); its curve then carries ``hits_found`` forward (and
+    ``mae_rest`` None) to the labelled counts the other repeats reach.
+    ``spread``: spread each batch over surfaces (round-robin, as the loop does) or not.
+    ``on_round(strategy, repeat, labelled, hits_found)`` is called after every round.
+
+    Returns ``{"pool", "hits", "target", "window", "budget", "batch", "init", "repeats",
+    "strategies": {name: {"calls_to_find_90pct", "calls_per_repeat", "curve": [{"labelled",
+    "hits_found", "mae_rest"}, ...]}}}``; ``calls_to_find_90pct`` is the mean over repeats of the
+    labelled count (end of the round) at which >= 90% of the hits were revealed, ``None`` if a
+    repeat never got there within the budget.
+    """
+    kinds = sorted(set(data.adsorbates))
+    if len(kinds) != 1:
+        raise InputError(f"backtest needs one adsorbate; data holds {', '.join(kinds) or 'none'}")
+    adsorbate = kinds[0]
+    names = [strategy] + [c for c in compare if c != strategy]
+    for name in names:
+        if name not in STRATEGIES:
+            raise InputError(f"unknown strategy '{name}' (choose from {', '.join(STRATEGIES)})")
+    if batch < 1:
+        raise InputError(f"batch must be >= 1 (got {batch})")
+    if init < 1:
+        raise InputError(f"init must be >= 1 (got {init})")
+    if repeats < 1:
+        raise InputError(f"repeats must be >= 1 (got {repeats})")
+    if budget < init:
+        raise InputError(f"budget ({budget}) must be >= init ({init})")
+    n = len(data)
+    if init >= n:
+        raise InputError(f"init ({init}) must be smaller than the pool ({n} rows)")
+    budget = min(int(budget), n)
+    if target is None:
+        if adsorbate not in DEFAULT_TARGETS:
+            raise InputError(f"no default target for {adsorbate}; pass target=")
+        target = DEFAULT_TARGETS[adsorbate]
+    energies = np.asarray(data.energies, dtype=float)
+    is_hit = np.abs(energies - target) <= window
+    hits = int(is_hit.sum())
+    if hits == 0:
+        raise InputError(
+            f"no hits in the pool: no {adsorbate} row within {window} eV of {target} eV "
+            f"(pool dE from {energies.min():.3f} to {energies.max():.3f} eV)"
+        )
+    need = math.ceil(0.9 * hits)
+    X_pool = np.arange(n).reshape(-1, 1)
+    groups = [str(g) for g in data.groups]
+    fit_kwargs = dict(FAST_SURROGATE if surrogate is None else surrogate)
+
+    results = {}
+    for name in names:
+        curves, calls = [], []
+        for r in range(repeats):
+            rseed = seed + r
+            start = np.random.default_rng(rseed).choice(n, size=init, replace=False)
+            learner = make_learner(
+                Surrogate(adsorbate, **fit_kwargs),
+                name,
+                fingerprints=data.fingerprints,
+                groups=groups,
+                pure=data.pure,
+                X_training=X_pool[start],
+                y_training=energies[start],
+                seed=rseed,
+            )
+            revealed = np.zeros(n, dtype=bool)
+            revealed[start] = True
+            curve, reached = [], None
+            round_no = 0
+            while True:
+                labelled = int(revealed.sum())
+                found = int(is_hit[revealed].sum())
+                mae_rest = None
+                rest = ~revealed
+                model_used = name != "random"
+                if rest.any() and (model_used or round_no % max(1, mae_every) == 0):
+                    mean = learner.estimator.predict(X_pool[rest])
+                    mae_rest = float(np.mean(np.abs(mean - energies[rest])))
+                curve.append({"labelled": labelled, "hits_found": found, "mae_rest": mae_rest})
+                if reached is None and found >= need:
+                    reached = labelled
+                if on_round:
+                    on_round(name, r, labelled, found)
+                if labelled >= budget:
+                    break
+                if stop_at is not None and found >= math.ceil(stop_at * hits):
+                    break
+                k = min(batch, budget - labelled)
+                picked, _ = learner.query(
+                    X_pool,
+                    n_instances=k,
+                    target=target,
+                    window=window,
+                    surfaces=groups,
+                    exclude=revealed,
+                    seed=rseed * 100_003 + round_no,
+                    spread=spread,
+                )
+                picked = np.asarray(picked, dtype=int)
+                if len(picked) == 0:
+                    break
+                learner.teach(X_pool[picked], energies[picked])
+                revealed[picked] = True
+                round_no += 1
+            curves.append(curve)
+            calls.append(reached)
+        labelled_at = max(curves, key=len)
+        mean_curve = []
+        for i, point in enumerate(labelled_at):
+            at = [c[min(i, len(c) - 1)] for c in curves]
+            mean_curve.append(
+                {
+                    "labelled": point["labelled"],
+                    "hits_found": float(np.mean([p["hits_found"] for p in at])),
+                    "mae_rest": _mean_or_none(
+                        [
+                            p["mae_rest"] if i < len(c) else None
+                            for p, c in zip(at, curves, strict=True)
+                        ]
+                    ),
+                }
+            )
+        results[name] = {
+            "calls_to_find_90pct": None
+            if any(c is None for c in calls)
+            else int(round(float(np.mean(calls)))),
+            "calls_per_repeat": calls,
+            "hits_found_final": float(np.mean([c[-1]["hits_found"] for c in curves])),
+            "curve": mean_curve,
+        }
+    return {
+        "adsorbate": adsorbate,
+        "pool": n,
+        "hits": hits,
+        "target": float(target),
+        "window": float(window),
+        "budget": budget,
+        "batch": int(batch),
+        "init": int(init),
+        "repeats": int(repeats),
+        "spread": bool(spread),
+        "strategies": results,
+    }

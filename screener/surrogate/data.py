@@ -1,0 +1,234 @@
+"""Labelled adsorption energies read from any ASE-readable file, checked and fingerprinted.
+
+Each frame is an adsorbate+slab with the adsorbate tagged 0 and the surface atoms tagged >= 1
+(the convention of :func:`screener.enumerate.fingerprint.fingerprint_of_adslab`), and its
+adsorption energy in ``atoms.info[energy_key]`` (eV).  Bad data raises :class:`InputError` with
+one line naming the file and, where it applies, the frame.
+
+Cross-validation groups default to slab identity: frames cut from the same slab (different
+sites, relaxed differently) share a group, so that grouped CV never scores a site on a slab it
+has trained on.  Two frames are the same slab when their surface atoms (tag >= 1) have the same
+symbols in the same order, the same cell (within 0.05 A per cell-vector component) and
+positions that agree to 0.5 A (median displacement, in-plane minimum image): adsorbates relax
+the atoms under them by tenths of an angstrom, distinct slabs or terminations differ by whole
+layers.  The group name is the reduced formula of the surface atoms and a hash of the first such
+frame's rounded cell and positions, so it is the same on every read of the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from screener.errors import InputError
+
+ADSORBATE_FORMULAS = {"CO": Counter({"C": 1, "O": 1}), "H": Counter({"H": 1})}
+SAME_SLAB_CELL_TOL = 0.05  # A, per cell-vector component
+SAME_SLAB_MEDIAN_SHIFT = 0.5  # A, median displacement of the surface atoms
+
+
+@dataclass
+class LabelledSet:
+    """Rows of labelled adsorption energies (aligned lists)."""
+
+    fingerprints: list[dict]
+    energies: np.ndarray
+    adsorbates: list[str]
+    groups: list[str]
+    pure: list[str | None]
+    atoms: list[Atoms] = field(default_factory=list)
+    info: list[dict] = field(default_factory=list)
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.energies)
+
+    def take(self, indices) -> LabelledSet:
+        """The rows at ``indices`` (integer positions or a boolean mask), in that order."""
+        idx = np.arange(len(self))[np.asarray(indices)]
+        return LabelledSet(
+            fingerprints=[self.fingerprints[i] for i in idx],
+            energies=np.asarray(self.energies, dtype=float)[idx],
+            adsorbates=[self.adsorbates[i] for i in idx],
+            groups=[self.groups[i] for i in idx],
+            pure=[self.pure[i] for i in idx],
+            atoms=[self.atoms[i] for i in idx] if self.atoms else [],
+            info=[self.info[i] for i in idx] if self.info else [],
+            source=self.source,
+        )
+
+    def select(self, adsorbate: str) -> LabelledSet:
+        """The rows of one adsorbate; :class:`InputError` if there are none."""
+        mask = np.array([a == adsorbate for a in self.adsorbates], dtype=bool)
+        if not mask.any():
+            present = ", ".join(sorted(set(self.adsorbates))) or "none"
+            where = f" in {self.source}" if self.source else ""
+            raise InputError(f"no {adsorbate} rows{where} (adsorbates present: {present})")
+        return self.take(mask)
+
+
+def _read_frames(path: Path) -> list[tuple[Atoms, dict]]:
+    """Frames and their info; an ASE database's key_value_pairs (and data) become the info."""
+    from ase.io.formats import filetype
+
+    try:
+        kind = filetype(str(path), guess=True)
+    except Exception:
+        kind = None
+    try:
+        if kind == "db":
+            import ase.db
+
+            frames = []
+            with ase.db.connect(str(path)) as db:
+                for row in db.select():
+                    atoms = row.toatoms()
+                    info = dict(row.get("data", {}) or {})
+                    info.update(row.key_value_pairs)
+                    frames.append((atoms, info))
+            return frames
+        from ase.io import read
+
+        images = read(str(path), ":")
+    except InputError:
+        raise
+    except Exception as error:  # any parser failure is bad input
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot read {path}: {message}") from error
+    if isinstance(images, Atoms):
+        images = [images]
+    return [(atoms, dict(atoms.info)) for atoms in images]
+
+
+def _energy(atoms: Atoms, info: dict, key: str, where: str) -> float:
+    if key in info:
+        value = info[key]
+    elif atoms.calc is not None and key in getattr(atoms.calc, "results", {}):
+        value = atoms.calc.results[key]  # e.g. extxyz puts energy= into a calculator
+    else:
+        present = ", ".join(sorted(map(str, info))) or "none"
+        raise InputError(f"{where}: no energy key '{key}' (info keys: {present})")
+    try:
+        energy = float(np.asarray(value, dtype=float).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError) as error:
+        raise InputError(f"{where}: energy '{key}' is not a number ({value!r})") from error
+    if not math.isfinite(energy):
+        raise InputError(f"{where}: energy '{key}' is not finite ({energy})")
+    return energy
+
+
+def adsorbate_of(atoms: Atoms, where: str) -> str:
+    """'CO' or 'H' from the tag-0 atoms' composition (InputError otherwise)."""
+    tags = atoms.get_tags()
+    symbols = [s for s, t in zip(atoms.get_chemical_symbols(), tags, strict=True) if t == 0]
+    counts = Counter(symbols)
+    for name, formula in ADSORBATE_FORMULAS.items():
+        if counts == formula:
+            return name
+    found = "".join(f"{s}{n if n > 1 else ''}" for s, n in sorted(counts.items()))
+    raise InputError(
+        f"{where}: adsorbate (tag-0 atoms) is {found}; supported: {', '.join(ADSORBATE_FORMULAS)}"
+    )
+
+
+class _SlabIdentity:
+    """Assigns a group name per slab: frames within tolerance of an earlier frame join its group."""
+
+    def __init__(self) -> None:
+        self._reps: dict[tuple, list[tuple[np.ndarray, np.ndarray, str]]] = {}
+
+    @staticmethod
+    def _displacement(a: np.ndarray, b: np.ndarray, cell: np.ndarray) -> np.ndarray:
+        delta = a - b
+        try:
+            frac = np.linalg.solve(cell.T, delta.T).T
+        except np.linalg.LinAlgError:
+            return np.linalg.norm(delta, axis=1)
+        frac[:, :2] -= np.round(frac[:, :2])  # a and b periodic, c not
+        return np.linalg.norm(frac @ cell, axis=1)
+
+    def name(self, surface: Atoms) -> str:
+        numbers = tuple(int(z) for z in surface.numbers)
+        cell = np.asarray(surface.cell.array, dtype=float)
+        positions = np.asarray(surface.positions, dtype=float)
+        reps = self._reps.setdefault(numbers, [])
+        for rep_cell, rep_pos, name in reps:
+            if np.abs(rep_cell - cell).max() > SAME_SLAB_CELL_TOL:
+                continue
+            shift = self._displacement(positions, rep_pos, cell)
+            if np.median(shift) <= SAME_SLAB_MEDIAN_SHIFT:
+                return name
+        digest = hashlib.sha1()
+        digest.update(np.asarray(numbers, dtype=np.int64).tobytes())
+        digest.update(np.round(cell, 1).astype(np.float64).tobytes() + b"|")
+        digest.update(np.round(positions, 1).astype(np.float64).tobytes())
+        name = f"{surface.get_chemical_formula(mode='metal')}:{digest.hexdigest()[:10]}"
+        reps.append((cell, positions, name))
+        return name
+
+
+def read_labelled(
+    path: str | Path, *, energy_key: str = "E_ads", group_by: str | None = None
+) -> LabelledSet:
+    """Read, check and fingerprint every frame of ``path`` (extxyz, ASE .db, ...)."""
+    from screener.enumerate.fingerprint import fingerprint_of_adslab
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a structure file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+    frames = _read_frames(path)
+    if not frames:
+        raise InputError(f"{path}: no frames (empty file)")
+    identity = _SlabIdentity()
+    rows: dict[str, list] = {k: [] for k in ("fp", "e", "ads", "grp", "pure", "atoms", "info")}
+    for index, (atoms, info) in enumerate(frames):
+        where = f"{path} frame {index}"
+        energy = _energy(atoms, info, energy_key, where)
+        tags = atoms.get_tags()
+        if len(atoms) == 0:
+            raise InputError(f"{where}: no atoms")
+        if not (tags > 0).any():
+            raise InputError(f"{where}: no surface atoms tagged >= 1 (tags missing?)")
+        if not (tags == 0).any():
+            raise InputError(f"{where}: no adsorbate atoms (nothing tagged 0)")
+        adsorbate = adsorbate_of(atoms, where)
+        surface = atoms[tags > 0]
+        elements = set(surface.get_chemical_symbols())
+        if group_by is not None:
+            if group_by not in info:
+                present = ", ".join(sorted(map(str, info))) or "none"
+                raise InputError(f"{where}: no group key '{group_by}' (info keys: {present})")
+            group = str(info[group_by])
+        else:
+            group = identity.name(surface)
+        try:
+            fingerprint = fingerprint_of_adslab(atoms)
+        except ValueError as error:
+            raise InputError(f"{where}: cannot fingerprint ({error})") from error
+        rows["fp"].append(fingerprint)
+        rows["e"].append(energy)
+        rows["ads"].append(adsorbate)
+        rows["grp"].append(group)
+        rows["pure"].append(next(iter(elements)) if len(elements) == 1 else None)
+        rows["atoms"].append(atoms)
+        rows["info"].append(info)
+    return LabelledSet(
+        fingerprints=rows["fp"],
+        energies=np.asarray(rows["e"], dtype=float),
+        adsorbates=rows["ads"],
+        groups=rows["grp"],
+        pure=rows["pure"],
+        atoms=rows["atoms"],
+        info=rows["info"],
+        source=str(path),
+    )

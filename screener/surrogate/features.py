@@ -1,0 +1,251 @@
+"""Numeric features from stored coordination fingerprints (Tran & Ulissi, Nat. Catal. 1, 696, 2018).
+
+The stored fingerprint (:mod:`screener.enumerate.fingerprint`) lists, per shell, the elements
+bonded to the adsorbate (first shell) and to those atoms (second shell) with their atomic number,
+Pauling electronegativity and count.  The paper's fourth number, the median adsorption energy of
+the adsorbate on the pure element, is what :meth:`Featurizer.fit` learns here, from the training
+rows only (it is a function of labels, so it must be refitted inside every CV fold).
+
+Feature sets:
+
+``tu``
+    the paper's vector: per shell, one ``(reference dE, Z, Pauling, count)`` tuple per element,
+    sorted by count (largest first) then Z, padded with zeros to 4 slots (first shell) and 6
+    slots (second shell) -- 40 columns.  Elements beyond the slots (never the case for binary or
+    ternary alloys in the first shell) are dropped, the smallest counts first.
+``tu+stats``
+    ``tu`` plus, per shell, the total count, the count-weighted mean, minimum and maximum of the
+    reference energies and the count-weighted mean electronegativity (10 more columns).
+
+Transforming is cached per distinct fingerprint (sites of one slab type share fingerprints), so a
+million fingerprints cost a dictionary lookup each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
+
+import numpy as np
+
+from screener.errors import InputError
+
+FIRST_SLOTS = 4
+SECOND_SLOTS = 6
+FEATURE_SETS = ("tu", "tu+stats")
+DEFAULT_FEATURE_SET = "tu+stats"
+SOURCES = ("pure", "any", "global")
+
+_SYMBOL_COUNT = itemgetter(0, 3)
+Key = tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]
+
+
+def fingerprint_key(fingerprint: dict) -> Key:
+    """Hashable identity of a fingerprint: (symbol, count) per element per shell."""
+    return (
+        tuple(map(_SYMBOL_COUNT, fingerprint["first"])),
+        tuple(map(_SYMBOL_COUNT, fingerprint["second"])),
+    )
+
+
+def _unique(fingerprints: Sequence[dict]) -> tuple[list[dict], np.ndarray]:
+    """Distinct fingerprints (first occurrence) and each row's index into them."""
+    index: dict[Key, int] = {}
+    firsts: list[dict] = []
+    inverse = np.empty(len(fingerprints), dtype=np.int64)
+    for row, fp in enumerate(fingerprints):
+        key = fingerprint_key(fp)
+        slot = index.get(key)
+        if slot is None:
+            slot = index[key] = len(firsts)
+            firsts.append(fp)
+        inverse[row] = slot
+    return firsts, inverse
+
+
+def _shell_elements(fingerprint: dict, shell: str) -> Iterable[str]:
+    return (e[0] for e in fingerprint[shell])
+
+
+class Featurizer:
+    """Numeric features from fingerprints; :meth:`fit` learns the pure-element median dE references.
+
+    ``references`` maps element -> median dE (eV) and ``reference_sources`` element -> where it
+    came from: ``"pure"`` (median over labelled sites on pure-element slabs of that element),
+    ``"any"`` (no pure slab: median over sites whose first shell contains the element) or
+    ``"global"`` (neither: median of all training rows, also used for elements first met at
+    transform time).
+    """
+
+    def __init__(self, adsorbate: str, feature_set: str = DEFAULT_FEATURE_SET):
+        if feature_set not in FEATURE_SETS:
+            raise InputError(
+                f"unknown feature set '{feature_set}' (choose from {', '.join(FEATURE_SETS)})"
+            )
+        self.adsorbate = adsorbate
+        self.feature_set = feature_set
+        self.references: dict[str, float] = {}
+        self.reference_sources: dict[str, str] = {}
+        self.global_reference: float | None = None
+        self._cache: dict[Key, np.ndarray] = {}
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(
+        self, fingerprints: Sequence[dict], energies: np.ndarray, pure: Sequence[str | None]
+    ) -> Featurizer:
+        energies = np.asarray(energies, dtype=float)
+        if len(fingerprints) != len(energies) or len(pure) != len(energies):
+            raise ValueError("fingerprints, energies and pure must have the same length")
+        if len(energies) == 0:
+            raise InputError("cannot fit references on zero rows")
+        self.global_reference = float(np.median(energies))
+        elements: set[str] = {p for p in pure if p}
+        first_sets = []
+        for fp in fingerprints:
+            first = set(_shell_elements(fp, "first"))
+            first_sets.append(first)
+            elements |= first | set(_shell_elements(fp, "second"))
+        pure_arr = np.array([p or "" for p in pure], dtype=object)
+        self.references, self.reference_sources = {}, {}
+        for element in sorted(elements):
+            on_pure = energies[pure_arr == element]
+            if len(on_pure):
+                value, source = np.median(on_pure), "pure"
+            else:
+                touching = energies[[element in s for s in first_sets]]
+                if len(touching):
+                    value, source = np.median(touching), "any"
+                else:
+                    value, source = self.global_reference, "global"
+            self.references[element] = float(value)
+            self.reference_sources[element] = source
+        self._cache = {}
+        return self
+
+    def reference(self, element: str) -> float:
+        if self.global_reference is None:
+            raise RuntimeError("Featurizer used before fit()")
+        return self.references.get(element, self.global_reference)
+
+    # -- transforming --------------------------------------------------------------------------
+    @property
+    def n_features(self) -> int:
+        base = 4 * (FIRST_SLOTS + SECOND_SLOTS)
+        return base + (10 if self.feature_set == "tu+stats" else 0)
+
+    @property
+    def feature_names(self) -> list[str]:
+        names = []
+        for shell, slots in (("first", FIRST_SLOTS), ("second", SECOND_SLOTS)):
+            for k in range(slots):
+                names += [f"{shell}{k}_{q}" for q in ("ref", "Z", "pauling", "count")]
+        if self.feature_set == "tu+stats":
+            for shell in ("first", "second"):
+                names += [
+                    f"{shell}_{q}"
+                    for q in ("count", "ref_mean", "ref_min", "ref_max", "pauling_mean")
+                ]
+        return names
+
+    def _row(self, fingerprint: dict) -> np.ndarray:
+        out = np.zeros(self.n_features)
+        col = 0
+        stats = []
+        for shell, slots in (("first", FIRST_SLOTS), ("second", SECOND_SLOTS)):
+            entries = [
+                (self.reference(e[0]), float(e[1]), float(e[2]), float(e[3]))
+                for e in fingerprint[shell]
+            ]
+            entries.sort(key=lambda t: (-t[3], t[1]))
+            for k, entry in enumerate(entries[:slots]):
+                out[col + 4 * k : col + 4 * k + 4] = entry
+            col += 4 * slots
+            if entries:
+                arr = np.array(entries)
+                total = arr[:, 3].sum()
+                weights = arr[:, 3] / total if total > 0 else np.full(len(arr), 1 / len(arr))
+                stats.append(
+                    [
+                        total,
+                        float(weights @ arr[:, 0]),
+                        arr[:, 0].min(),
+                        arr[:, 0].max(),
+                        float(weights @ arr[:, 2]),
+                    ]
+                )
+            else:
+                stats.append([0.0] * 5)
+        if self.feature_set == "tu+stats":
+            out[col:] = np.concatenate(stats)
+        return out
+
+    def transform(self, fingerprints: Sequence[dict]) -> np.ndarray:
+        """Float array (n, n_features); one computation per distinct fingerprint."""
+        table, inverse = self.transform_distinct(fingerprints)
+        return table[inverse]
+
+    def transform_distinct(self, fingerprints: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """(features of the distinct fingerprints, row -> distinct index): X = table[inverse]."""
+        if self.global_reference is None:
+            raise RuntimeError("Featurizer used before fit()")
+        if len(fingerprints) == 0:
+            return np.zeros((0, self.n_features)), np.zeros(0, dtype=np.int64)
+        distinct, inverse = _unique(fingerprints)
+        table = np.empty((len(distinct), self.n_features))
+        for slot, fp in enumerate(distinct):
+            key = fingerprint_key(fp)
+            row = self._cache.get(key)
+            if row is None:
+                row = self._row(fp)
+                if len(self._cache) < 200_000:
+                    self._cache[key] = row
+            table[slot] = row
+        return table, inverse
+
+    # -- persistence ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "adsorbate": self.adsorbate,
+            "feature_set": self.feature_set,
+            "references": dict(self.references),
+            "reference_sources": dict(self.reference_sources),
+            "global_reference": self.global_reference,
+            "slots": [FIRST_SLOTS, SECOND_SLOTS],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Featurizer:
+        if list(d.get("slots", [FIRST_SLOTS, SECOND_SLOTS])) != [FIRST_SLOTS, SECOND_SLOTS]:
+            raise InputError("featurizer was saved with other slot counts; refit it")
+        out = cls(d["adsorbate"], d.get("feature_set", DEFAULT_FEATURE_SET))
+        out.references = {str(k): float(v) for k, v in d["references"].items()}
+        out.reference_sources = {str(k): str(v) for k, v in d["reference_sources"].items()}
+        g = d.get("global_reference")
+        out.global_reference = None if g is None else float(g)
+        return out
+
+
+def element_counts(
+    fingerprints: Sequence[dict], elements: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """One column per element per shell (first, then second) with that element's count.
+
+    ``elements`` fixes the columns (unknown elements are ignored); by default every element seen.
+    Used by the baseline model.
+    """
+    if elements is None:
+        seen = set()
+        for fp in fingerprints:
+            seen |= set(_shell_elements(fp, "first")) | set(_shell_elements(fp, "second"))
+        elements = sorted(seen)
+    column = {e: k for k, e in enumerate(elements)}
+    m = len(elements)
+    distinct, inverse = _unique(fingerprints)
+    table = np.zeros((len(distinct), 2 * m))
+    for slot, fp in enumerate(distinct):
+        for offset, shell in ((0, "first"), (m, "second")):
+            for e in fp[shell]:
+                k = column.get(e[0])
+                if k is not None:
+                    table[slot, offset + k] = e[3]
+    return table[inverse], list(elements)

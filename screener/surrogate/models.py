@@ -1,0 +1,420 @@
+"""The surrogate: a tree ensemble on coordination features with calibrated uncertainty.
+
+:meth:`Surrogate.fit` does, on the rows it is given only:
+
+1. grouped inner CV (``inner_folds``, default 3, over the CV groups = slabs): for each candidate
+   regressor, fit the featurizer's references and the regressor on the inner training part and
+   predict the inner held-out part -- out-of-fold mean and raw spread for every row;
+2. picks the candidate with the lowest out-of-fold MAE (``model=`` fixes it instead);
+3. calibrates: raw sigma = sqrt(spread^2 + floor^2), with the floor (a small absolute term, so
+   that sites where all trees agree still get some width) picked from a few multiples of the
+   out-of-fold MAE to give the narrowest intervals, and a conformal factor ``scale`` = the
+   finite-sample 90% quantile of |residual| / sigma divided by 1.645, so that
+   ``mean +/- 1.645 * std`` covers ~90% of held-out sites;
+4. refits featurizer and the chosen regressor on all rows.
+
+Candidates: ``extratrees`` and ``randomforest`` (spread = standard deviation of the per-tree
+predictions), and ``gp`` (a Gaussian process with an anisotropic RBF + white-noise kernel on
+standardised features; spread = its predictive std) when there are at most ``gp_max_rows`` rows.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+import time
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from screener.errors import InputError
+from screener.surrogate.features import DEFAULT_FEATURE_SET, Featurizer, element_counts
+
+Z90 = 1.6448536269514722  # standard normal 95th percentile: mean +/- Z90*std is a 90% interval
+CANDIDATES = ("extratrees", "randomforest", "gp")
+FLOOR_FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.8)
+MIN_ROWS = 10
+PREDICT_CHUNK = 20_000
+
+
+# -- folds -------------------------------------------------------------------------------------
+def grouped_folds(
+    groups: Sequence[str], folds: int, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped K-fold splits (train, test) with whole groups per fold, shuffled by ``seed``.
+
+    Groups are visited in a seeded random order, largest first, each put into the fold that has
+    the fewest rows so far; ``folds`` is capped at the number of groups.
+    """
+    groups = np.asarray([str(g) for g in groups], dtype=object)
+    names, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    k = min(int(folds), len(names))
+    if k < 2:
+        raise InputError(f"grouped CV needs at least 2 groups (got {len(names)})")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(names))
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    load = np.zeros(k)
+    fold_of_group = np.empty(len(names), dtype=int)
+    for g in order:
+        f = int(np.argmin(load))
+        fold_of_group[g] = f
+        load[f] += sizes[g]
+    fold_of_row = fold_of_group[inverse]
+    rows = np.arange(len(groups))
+    return [(rows[fold_of_row != f], rows[fold_of_row == f]) for f in range(k)]
+
+
+def _inner_splits(groups: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped splits when there are >= 2 groups, else plain shuffled K-fold over rows."""
+    if len(set(groups.tolist())) >= 2:
+        return grouped_folds(groups, folds, seed)
+    n = len(groups)
+    rng = np.random.default_rng(seed)
+    fold_of_row = rng.permutation(n) % min(folds, n)
+    rows = np.arange(n)
+    return [(rows[fold_of_row != f], rows[fold_of_row == f]) for f in range(min(folds, n))]
+
+
+# -- regressors --------------------------------------------------------------------------------
+def _make_regressor(name: str, n_estimators: int, seed: int, min_samples_leaf: int = 1):
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+    if name == "extratrees":
+        return ExtraTreesRegressor(
+            n_estimators=n_estimators,
+            min_samples_leaf=min_samples_leaf,
+            max_features=1.0,
+            random_state=seed,
+            n_jobs=1,
+        )
+    if name == "randomforest":
+        return RandomForestRegressor(
+            n_estimators=n_estimators,
+            min_samples_leaf=min_samples_leaf,
+            max_features=0.5,
+            random_state=seed,
+            n_jobs=1,
+        )
+    if name == "gp":
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(3.0, (1e-1, 1e3)) + WhiteKernel(
+            0.1, (1e-5, 1.0)
+        )
+        gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed)
+        return make_pipeline(StandardScaler(), gp)
+    raise InputError(f"unknown model '{name}' (choose from {', '.join(CANDIDATES)})")
+
+
+def _predict_spread(regressor, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and raw spread: per-tree std for forests, predictive std for the GP."""
+    if hasattr(regressor, "estimators_"):
+        trees = regressor.estimators_
+        mean = np.zeros(len(X))
+        sq = np.zeros(len(X))
+        X32 = np.ascontiguousarray(X, dtype=np.float32)  # what sklearn trees predict on
+        for tree in trees:
+            p = tree.tree_.predict(X32).reshape(len(X32), -1)[
+                :, 0
+            ]  # low level: no per-call validation
+            mean += p
+            sq += p * p
+        mean /= len(trees)
+        var = np.maximum(sq / len(trees) - mean * mean, 0.0)
+        return mean, np.sqrt(var)
+    mean, std = regressor.predict(X, return_std=True)
+    return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+
+
+def _unique_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a float array and the inverse index (rows compared bytewise)."""
+    if len(X) <= 256:
+        return X, np.arange(len(X))
+    X = X + 0.0  # -0.0 -> 0.0 so that equal values have equal bytes
+    view = X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
+    return X[first], inverse.reshape(-1)
+
+
+def _conformal_scale(residuals: np.ndarray, sigma: np.ndarray, coverage: float = 0.9) -> float:
+    """Factor s such that |r| <= Z90 * s * sigma for a ``coverage`` share (finite-sample rank)."""
+    ratio = np.abs(residuals) / sigma
+    n = len(ratio)
+    rank = min(n, math.ceil((n + 1) * coverage))
+    q = np.sort(ratio)[rank - 1]
+    return float(q / Z90) if q > 0 else 1.0
+
+
+def _calibrate(residuals: np.ndarray, spread: np.ndarray) -> tuple[float, float]:
+    """(floor, scale) giving the narrowest conformal 90% intervals on out-of-fold rows."""
+    mae = float(np.mean(np.abs(residuals))) or 1e-3
+    best = None
+    for fraction in FLOOR_FRACTIONS:
+        floor = fraction * mae
+        sigma = np.sqrt(spread**2 + floor**2)
+        scale = _conformal_scale(residuals, sigma)
+        width = scale * float(np.mean(sigma))
+        if best is None or width < best[0] - 1e-12:
+            best = (width, floor, scale)
+    return best[1], best[2]
+
+
+# -- the surrogate -----------------------------------------------------------------------------
+@dataclass
+class Surrogate:
+    """Regressor + featurizer + calibration for one adsorbate.
+
+    ``model`` fixes the regressor (no selection); ``candidates`` limits the selection;
+    ``n_estimators`` trees per forest; ``inner_folds`` grouped folds for selection and calibration.
+    ``Surrogate(ads, model="extratrees", n_estimators=60)`` is the cheap mode for backtests.
+    """
+
+    adsorbate: str
+    feature_set: str = DEFAULT_FEATURE_SET
+    model: str | None = None
+    candidates: tuple[str, ...] = CANDIDATES
+    n_estimators: int = 150
+    inner_folds: int = 3
+    inner_estimators: int | None = 50
+    min_samples_leaf: int = 1
+    gp_max_rows: int = 600
+    featurizer: Featurizer | None = field(default=None, repr=False)
+    regressor: object = field(default=None, repr=False)
+    scale: float = 1.0
+    floor: float = 0.0
+    info: dict = field(default_factory=dict)
+
+    def _candidate_names(self, n: int) -> list[str]:
+        if self.model is not None:
+            if self.model not in CANDIDATES:
+                raise InputError(
+                    f"unknown model '{self.model}' (choose from {', '.join(CANDIDATES)})"
+                )
+            return [self.model]
+        names = [c for c in self.candidates if c != "gp" or n <= self.gp_max_rows]
+        for c in names:
+            if c not in CANDIDATES:
+                raise InputError(f"unknown model '{c}' (choose from {', '.join(CANDIDATES)})")
+        return names or ["extratrees"]
+
+    def _featurize(self, fps, energies, pure) -> tuple[Featurizer, np.ndarray]:
+        featurizer = Featurizer(self.adsorbate, self.feature_set).fit(fps, energies, pure)
+        return featurizer, featurizer.transform(fps)
+
+    def _regress(self, name, X, energies, seed: int, n_estimators: int | None = None):
+        n_trees = n_estimators or self.n_estimators
+        regressor = _make_regressor(name, n_trees, seed, self.min_samples_leaf)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # GP kernel-bound notices
+            regressor.fit(X, energies)
+        return regressor
+
+    def fit(
+        self,
+        fingerprints: Sequence[dict],
+        energies,
+        groups: Sequence[str],
+        pure: Sequence[str | None],
+        *,
+        seed: int = 0,
+    ) -> Surrogate:
+        start = time.perf_counter()
+        energies = np.asarray(energies, dtype=float)
+        n = len(energies)
+        if not (len(fingerprints) == len(groups) == len(pure) == n):
+            raise ValueError("fingerprints, energies, groups and pure must have the same length")
+        if n < 2:
+            raise InputError(f"need at least 2 labelled {self.adsorbate} rows to fit (got {n})")
+        if not np.isfinite(energies).all():
+            raise InputError("energies must be finite")
+        fps = list(fingerprints)
+        pure = list(pure)
+        garr = np.asarray([str(g) for g in groups], dtype=object)
+        names = self._candidate_names(n)
+        folds = _inner_splits(garr, self.inner_folds, seed)
+        inner_trees = min(self.inner_estimators or self.n_estimators, self.n_estimators)
+        oof = {name: (np.zeros(n), np.zeros(n)) for name in names}
+        for train, test in folds:
+            featurizer, X_train = self._featurize(
+                [fps[i] for i in train], energies[train], [pure[i] for i in train]
+            )
+            X_test = featurizer.transform([fps[i] for i in test])
+            for name in names:
+                regressor = self._regress(name, X_train, energies[train], seed, inner_trees)
+                mean, spread = _predict_spread(regressor, X_test)
+                oof[name][0][test] = mean
+                oof[name][1][test] = spread
+        maes = {name: float(np.mean(np.abs(oof[name][0] - energies))) for name in names}
+        chosen = min(names, key=lambda k: (maes[k], names.index(k)))
+        residuals = energies - oof[chosen][0]
+        self.floor, self.scale = _calibrate(residuals, oof[chosen][1])
+        sigma_oof = self.scale * np.sqrt(oof[chosen][1] ** 2 + self.floor**2)
+        self.featurizer, X = self._featurize(fps, energies, pure)
+        self.regressor = self._regress(chosen, X, energies, seed)
+        self.info = {
+            "adsorbate": self.adsorbate,
+            "n": n,
+            "groups": int(len(set(garr.tolist()))),
+            "model": chosen,
+            "feature_set": self.feature_set,
+            "n_estimators": self.n_estimators,
+            "cv": {
+                "mae": maes[chosen],
+                "rmse": float(np.sqrt(np.mean(residuals**2))),
+                "coverage90": float(np.mean(np.abs(residuals) <= Z90 * sigma_oof)),
+                "n_folds": len(folds),
+                "grouped": len(set(garr.tolist())) >= 2,
+            },
+            "scale": self.scale,
+            "floor": self.floor,
+            "references": dict(self.featurizer.references),
+            "reference_sources": dict(self.featurizer.reference_sources),
+            "candidates": maes,
+            "seed": seed,
+            "fit_s": round(time.perf_counter() - start, 3),
+        }
+        return self
+
+    # -- prediction ----------------------------------------------------------------------------
+    def features(self, fingerprints: Sequence[dict]) -> np.ndarray:
+        if self.featurizer is None:
+            raise RuntimeError("Surrogate used before fit()")
+        return self.featurizer.transform(fingerprints)
+
+    def predict(self, fingerprints: Sequence[dict] | None = None, *, X=None):
+        """(mean, calibrated std) in eV; pass ``X`` (from :meth:`features`) to skip featurising.
+
+        Distinct fingerprints (or distinct feature rows) are predicted once, in chunks: many
+        sites share a fingerprint.
+        """
+        if self.regressor is None or self.featurizer is None:
+            raise RuntimeError("Surrogate used before fit()")
+        if X is None:
+            if fingerprints is None:
+                raise ValueError("predict needs fingerprints or X")
+            table, inverse = self.featurizer.transform_distinct(fingerprints)
+        else:
+            X = np.ascontiguousarray(X, dtype=float)
+            if X.ndim != 2:
+                raise ValueError("X must be 2-D (n, n_features)")
+            table, inverse = _unique_rows(X)
+        mean = np.empty(len(table))
+        spread = np.empty(len(table))
+        for lo in range(0, len(table), PREDICT_CHUNK):
+            hi = lo + PREDICT_CHUNK
+            mean[lo:hi], spread[lo:hi] = _predict_spread(self.regressor, table[lo:hi])
+        std = self.scale * np.sqrt(spread**2 + self.floor**2)
+        return mean[inverse], std[inverse]
+
+    # -- persistence ---------------------------------------------------------------------------
+    def dumps(self) -> bytes:
+        buffer = io.BytesIO()
+        pickle.dump(self, buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        return buffer.getvalue()
+
+    @staticmethod
+    def loads(b: bytes) -> Surrogate:
+        out = pickle.loads(b)
+        if not isinstance(out, Surrogate):
+            raise InputError("not a pickled Surrogate")
+        return out
+
+
+# -- evaluation --------------------------------------------------------------------------------
+def _single_adsorbate(data) -> str:
+    kinds = sorted(set(data.adsorbates))
+    if len(kinds) != 1:
+        raise InputError(
+            f"data holds several adsorbates ({', '.join(kinds)}); select one (LabelledSet.select)"
+        )
+    return kinds[0]
+
+
+def _check_cv(data, folds: int) -> None:
+    if len(data) < MIN_ROWS:
+        raise InputError(f"cross-validation needs at least {MIN_ROWS} rows (got {len(data)})")
+    n_groups = len(set(data.groups))
+    if n_groups < 2:
+        raise InputError(f"cross-validation needs at least 2 groups (slabs); got {n_groups}")
+    if folds < 2:
+        raise InputError(f"folds must be >= 2 (got {folds})")
+
+
+def _metrics(y: np.ndarray, mean: np.ndarray) -> dict:
+    err = mean - y
+    return {
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mdae": float(np.median(np.abs(err))),
+    }
+
+
+def evaluate(
+    data,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    model: str | None = None,
+    feature_set: str = DEFAULT_FEATURE_SET,
+    n_estimators: int = 150,
+    candidates: tuple[str, ...] = CANDIDATES,
+) -> dict:
+    """Grouped K-fold CV of the whole :meth:`Surrogate.fit` (selection, references, calibration
+    all fitted on each outer training part only).
+
+    Returns mae, rmse, mdae (median absolute error), coverage90 (share of held-out rows inside
+    mean +/- 1.645 std), n, folds, model (the one chosen most often) and fold_models.
+    """
+    adsorbate = _single_adsorbate(data)
+    _check_cv(data, folds)
+    y = np.asarray(data.energies, dtype=float)
+    mean = np.zeros(len(y))
+    std = np.zeros(len(y))
+    chosen = []
+    splits = grouped_folds(data.groups, folds, seed)
+    for train, test in splits:
+        sub = data.take(train)
+        s = Surrogate(
+            adsorbate, feature_set=feature_set, model=model, n_estimators=n_estimators,
+            candidates=candidates,
+        )  # fmt: skip
+        s.fit(sub.fingerprints, sub.energies, sub.groups, sub.pure, seed=seed)
+        mean[test], std[test] = s.predict([data.fingerprints[i] for i in test])
+        chosen.append(s.info["model"])
+    out = _metrics(y, mean)
+    out.update(
+        coverage90=float(np.mean(np.abs(y - mean) <= Z90 * std)),
+        n=len(y),
+        folds=len(splits),
+        model=Counter(chosen).most_common(1)[0][0],
+        fold_models=chosen,
+        adsorbate=adsorbate,
+        feature_set=feature_set,
+    )
+    return out
+
+
+def baseline_evaluate(data, *, folds: int = 5, seed: int = 0) -> dict:
+    """A plain RandomForestRegressor (100 trees) on per-shell element counts, same grouped folds."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    _check_cv(data, folds)
+    y = np.asarray(data.energies, dtype=float)
+    X, _ = element_counts(data.fingerprints)
+    mean = np.zeros(len(y))
+    splits = grouped_folds(data.groups, folds, seed)
+    for train, test in splits:
+        rf = RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1)
+        rf.fit(X[train], y[train])
+        mean[test] = rf.predict(X[test])
+    out = _metrics(y, mean)
+    out.update(n=len(y), folds=len(splits), model="randomforest-counts")
+    return out

@@ -1,0 +1,241 @@
+"""The daemon: cycles with EMT, lease, pause, SIGTERM, and kill -9 at random points."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from screener.daemon import Daemon, LeaseHeldError, LeaseKeeper, is_paused, set_paused
+from screener.enumerate.seed import plan_seed, seed
+from screener.errors import InputError
+from screener.store import open_store
+from screener.store.documents import Calculation, Cycle, Job, Lease, _now
+
+SCREENER = str(Path(sys.executable).with_name("screener"))
+
+
+def _seed(settings, elements: str) -> None:
+    with open_store(settings) as store:
+        seed(plan_seed(elements, "CO,H", max_miller=1, settings=settings), store)
+        store.commit()
+
+
+@pytest.fixture
+def cu(settings):
+    _seed(settings, "Cu")
+    return settings
+
+
+def _invariants(settings) -> dict[str, int]:
+    """No job submitted twice; every finished firework recorded once; ledger consistent."""
+    with open_store(settings) as store:
+        from screener.jobs.ingest import ingest
+
+        ingest(store)  # what a restart would pick up must already be in FireWorks
+        launchpad = store.launchpad()
+        jobs = list(Job._get_collection().find({}, {"key": 1, "state": 1}))
+        keys = Counter(j["key"] for j in jobs)
+        assert max(keys.values(), default=1) == 1, "a (site, profile) has two jobs"
+        adslab_fws = Counter(
+            fw["spec"]["screener_job"]
+            for fw in launchpad.fireworks.find({"spec.screener_job": {"$exists": True}})
+        )
+        assert max(adslab_fws.values(), default=1) == 1, "a workflow was added twice"
+        assert set(adslab_fws) <= set(keys), "a workflow without a ledger entry"
+        calc_keys = Counter(c["key"] for c in Calculation._get_collection().find({}, {"key": 1}))
+        assert max(calc_keys.values(), default=1) == 1, "a calculation recorded twice"
+        completed = {
+            fw["spec"]["screener_key"]
+            for fw in launchpad.fireworks.find(
+                {"state": "COMPLETED", "spec.screener_key": {"$exists": True}}
+            )
+        }
+        assert completed <= set(calc_keys), "a finished firework is missing from the store"
+        done = [j for j in jobs if j["state"] == "done"]
+        for job in done:
+            assert calc_keys[f"adslab:{job['key']}"] == 1
+        return {"jobs": len(jobs), "done": len(done), "calculations": len(calc_keys)}
+
+
+def test_cycles_submit_train_and_record(settings):
+    _seed(settings, "Cu,Pd")
+    lines: list[dict] = []
+    with open_store(settings) as store:
+        daemon = Daemon(store, "Cu-Pd", "emt", cycles=4, batch=8, interval=0, emit=lines.append)
+        summary = daemon.run()
+    assert summary["reason"] == "cycles" and summary["cycles"] == 4
+    cycles = [line for line in lines if line["event"] == "cycle"]
+    assert [c["cycle"] for c in cycles] == [1, 2, 3, 4]
+    assert all(c["counts"]["submitted"] == 8 for c in cycles)
+    assert cycles[-1]["jobs"] == {"total": 32, "done": 32, "queued": 0}
+    # no model before 10 results of an adsorbate (random batches); after three cycles, 12 each
+    assert all(not c["counts"]["trained"] for c in cycles[:3])
+    assert cycles[-1]["counts"]["trained"] == {"CO": 1, "H": 1}
+    assert cycles[-1]["models"] == {"CO": 1, "H": 1}
+    for cycle in cycles:
+        assert set(cycle["timings"]) == {"ingest", "train", "score_select", "submit", "workers"}
+    with open_store(settings, readonly=True):
+        assert Cycle.objects(space="Cu-Pd").count() == 4
+        lease = Lease.objects(space="Cu-Pd").get()
+        assert lease.released and lease.state == "stopped"
+        # jobs chosen by a model carry what it predicted, for the parity plot
+        chosen = [j for j in Job.objects if j.predicted.get("model_version")]
+        assert chosen and all(j.predicted["std"] > 0 for j in chosen)
+    counts = _invariants(settings)
+    assert counts["jobs"] == 32 and counts["done"] == 32
+
+
+def test_budget_stops_the_loop(cu):
+    lines: list[dict] = []
+    with open_store(cu) as store:
+        summary = Daemon(store, "Cu", "emt", budget=5, batch=3, interval=0, emit=lines.append).run()
+    assert summary["reason"] == "budget"
+    assert [c["counts"]["submitted"] for c in lines if c["event"] == "cycle"] == [3, 2]
+
+
+def test_bad_settings_are_input_errors(cu):
+    with open_store(cu) as store:
+        with pytest.raises(InputError, match="unknown space"):
+            Daemon(store, "Fe-Ni", "emt")
+        with pytest.raises(InputError, match="calculator profile"):
+            Daemon(store, "Cu", "vasp")
+        with pytest.raises(InputError, match="--batch"):
+            Daemon(store, "Cu", "emt", batch=0)
+        with pytest.raises(InputError, match="strategy"):
+            Daemon(store, "Cu", "emt", strategy="greedy")
+
+
+def test_lease_refuses_a_live_owner_and_takes_over_a_stale_one(cu, monkeypatch):
+    with open_store(cu) as store:
+        # as on a shared MongoDB, where the lease (not the store lock) decides
+        monkeypatch.setattr(type(store), "embedded", property(lambda self: False))
+        leases = Lease._get_collection()
+        leases.insert_one(
+            {"space": "Cu", "owner": "elsewhere:1:abc", "heartbeat": _now(), "released": False}
+        )
+        with pytest.raises(LeaseHeldError, match="run by daemon elsewhere:1:abc"):
+            LeaseKeeper(store, "Cu").acquire()
+        leases.update_one({"space": "Cu"}, {"$set": {"heartbeat": _now().replace(year=2020)}})
+        keeper = LeaseKeeper(store, "Cu")
+        keeper.acquire()
+        assert keeper.took_over == "elsewhere:1:abc"
+        keeper.beat("cycle")
+        # a daemon that lost its lease notices at its next heartbeat
+        leases.update_one({"space": "Cu"}, {"$set": {"owner": "thief:2:x"}})
+        with pytest.raises(LeaseHeldError, match="lost the lease"):
+            keeper.beat("cycle")
+
+
+def test_pause_holds_cycles_until_resume(cu):
+    set_paused(cu, "Cu", True)
+    lines: list[dict] = []
+    with open_store(cu) as store:
+        assert is_paused(store, "Cu")
+        daemon = Daemon(store, "Cu", "emt", cycles=1, batch=2, interval=0.05, emit=lines.append)
+        thread = threading.Thread(target=daemon.run)
+        thread.start()
+        time.sleep(1.0)
+        assert Cycle.objects.count() == 0
+        assert Lease.objects(space="Cu").get().state == "paused"
+        daemon.request_stop("test")
+        thread.join(10)
+        assert not thread.is_alive()
+    set_paused(cu, "Cu", False)
+    with open_store(cu) as store:
+        assert not is_paused(store, "Cu")
+        Daemon(store, "Cu", "emt", cycles=1, batch=2, interval=0, emit=lines.append).run()
+        assert Cycle.objects.count() == 1
+    with pytest.raises(InputError, match="unknown space"):
+        set_paused(cu, "Nope", True)
+
+
+def _start(cli_env, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", *args],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_sigterm_stops_after_the_step_and_a_second_daemon_is_refused(cu, cli_env):
+    first = _start(cli_env, "--batch", "2", "--interval", "60")
+    line = json.loads(first.stdout.readline())  # the first cycle is recorded
+    assert line["event"] == "cycle"
+    second = subprocess.run(
+        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode == 3
+    assert second.stderr.startswith("error: ") and "in use by screener" in second.stderr
+    first.send_signal(signal.SIGTERM)
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0
+    assert json.loads(out.strip().splitlines()[-1]) == {
+        "event": "stopped",
+        "space": "Cu",
+        "reason": "SIGTERM",
+        "cycles": 1,
+    }
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_never_duplicates_or_loses(cu, cli_env):
+    """25 daemons killed with SIGKILL at random moments, then one run to the end."""
+    rng = random.Random(20261125)
+    trials = 25
+    killed_after = []
+    for _ in range(trials):
+        proc = _start(cli_env, "--batch", "3", "--cycles", "2", "--interval", "0")
+        delay = rng.uniform(1.5, 9.0)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            killed_after.append(delay)
+        proc.stdout.close()
+        proc.stderr.close()
+        _invariants(cu)
+    assert len(killed_after) >= 20, "most trials must really be killed mid-run"
+    final = subprocess.run(
+        [
+            SCREENER,
+            "run",
+            "--space",
+            "Cu",
+            "--calculator",
+            "emt",
+            "--cycles",
+            "1",
+            "--batch",
+            "1",
+            "--interval",
+            "0",
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert final.returncode == 0, final.stderr
+    counts = _invariants(cu)
+    with open_store(cu, readonly=True):
+        states = Counter(j.state for j in Job.objects)
+    assert states["submitting"] == 0 and states["submitted"] == 0, states
+    assert counts["done"] >= 3

@@ -1,0 +1,152 @@
+"""Acquisition scores, batch selection over surfaces, and the modAL learner."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from screener.errors import InputError
+from screener.surrogate.acquisition import (
+    DEFAULT_TARGETS,
+    STRATEGIES,
+    expected_closeness_improvement,
+    make_learner,
+    scores,
+    select_batch,
+    window_probability,
+)
+from screener.surrogate.models import Surrogate
+from tests.surrogate import pool
+
+T, W = -0.67, 0.1
+
+
+def test_defaults():
+    assert DEFAULT_TARGETS == {"CO": -0.67, "H": -0.27}
+    assert STRATEGIES[0] == "target-window"
+
+
+def test_target_window_prefers_in_window_means_and_is_a_probability():
+    mean = np.array([-0.67, -0.60, -0.90, -0.30, -0.67])
+    std = np.array([0.05, 0.05, 0.05, 0.05, 0.5])
+    p = scores("target-window", mean, std, target=T, window=W)
+    assert np.argmax(p) == 0 and p[0] == pytest.approx(stats.norm.cdf(2) - stats.norm.cdf(-2))
+    assert p[1] > p[4] > p[2] > p[3] >= 0  # a wide std spreads mass outside the window
+    assert (p <= 1).all()
+    # far tails stay accurate (no 1 - 1 cancellation) and std 0 is an indicator
+    assert window_probability([-5.0], [0.1], 10.0, 11.0)[0] == 0.0
+    assert window_probability([5.0], [0.1], -1.0, 4.0)[0] < 1e-20
+    assert window_probability([0.0, 1.0], [0.0, 0.0], -0.1, 0.1).tolist() == [1.0, 0.0]
+
+
+def test_ei_closed_form_matches_monte_carlo():
+    rng = np.random.default_rng(0)
+    for m, s, d in [(-0.5, 0.2, 0.15), (-0.67, 0.05, 0.1), (0.0, 0.3, 0.4), (-1.2, 0.1, 0.05)]:
+        x = rng.normal(m, s, 400_000)
+        mc = np.maximum(0.0, d - np.abs(x - T)).mean()
+        closed = expected_closeness_improvement([m], [s], T, d)[0]
+        assert closed == pytest.approx(mc, abs=2e-4)
+    # best closeness -0.05: a site predicted on target beats one far away
+    e = scores("ei", np.array([-0.67, -0.2]), np.array([0.1, 0.1]), target=T, window=W, best=-0.05)
+    assert e[0] > e[1] >= 0
+
+
+def test_gaussian_target_draws_in_proportion_to_weight():
+    mean = np.array([T, T + 0.33, T + 2.0])
+    weights = np.exp(-((mean - T) ** 2) / (2 * 0.33**2))
+    rng = np.random.default_rng(1)
+    first = [
+        np.argmax(scores("gaussian-target", mean, np.zeros(3), target=T, window=W, rng=rng))
+        for _ in range(4000)
+    ]
+    freq = np.bincount(first, minlength=3) / 4000
+    np.testing.assert_allclose(freq, weights / weights.sum(), atol=0.03)
+
+
+def test_other_strategies():
+    mean = np.array([-0.67, -0.2, -0.5])
+    std = np.array([0.01, 0.3, 0.1])
+    assert np.argmax(scores("max-std", mean, std, target=T, window=W)) == 1
+    u = scores("ucb", mean, std, target=T, window=W)
+    assert u.tolist() == pytest.approx([-0.0 + 0.01, -0.47 + 0.3, -0.17 + 0.1])
+    r = scores("random", mean, std, target=T, window=W, rng=3)
+    assert r.shape == (3,) and ((r >= 0) & (r < 1)).all()
+    with pytest.raises(InputError, match="unknown strategy 'nope'.*target-window"):
+        scores("nope", mean, std, target=T, window=W)
+
+
+def test_select_batch_spreads_over_surfaces_skips_excluded_and_respects_n():
+    # surface A holds the four best sites, B and C one each
+    mean = np.array([-0.67, -0.66, -0.68, -0.65, -0.60, -0.55, -1.5])
+    std = np.full(7, 0.05)
+    surfaces = ["A", "A", "A", "A", "B", "C", "C"]
+    picked = select_batch("target-window", mean, std, surfaces, 3, target=T, window=W)
+    assert sorted(surfaces[i] for i in picked) == ["A", "B", "C"]
+    assert picked[0] == 0 and picked.tolist() == [0, 4, 5]
+    # second pass takes each surface's next best
+    five = select_batch("target-window", mean, std, surfaces, 5, target=T, window=W)
+    assert five.tolist()[:3] == [0, 4, 5] and five[3] in (1, 2) and five[4] == 6
+    excl = select_batch(
+        "target-window", mean, std, surfaces, 3, target=T, window=W, exclude=np.array([0, 4])
+    )
+    assert 0 not in excl and 4 not in excl and len(excl) == 3
+    mask = np.ones(7, dtype=bool)
+    mask[[1, 6]] = False
+    assert sorted(
+        select_batch("max-std", mean, std, surfaces, 10, target=T, window=W, exclude=mask)
+    ) == [1, 6]
+    assert len(select_batch("random", mean, std, surfaces, 100, target=T, window=W)) == 7
+    with pytest.raises(InputError, match="batch size"):
+        select_batch("random", mean, std, surfaces, 0, target=T, window=W)
+    with pytest.raises(InputError, match="unknown strategy"):
+        select_batch("best", mean, std, surfaces, 2, target=T, window=W)
+
+
+def test_active_learner_query_and_teach_with_a_surrogate():
+    data = pool("CO")
+    X = np.arange(len(data)).reshape(-1, 1)
+    start = np.arange(0, len(data), 8)
+    learner = make_learner(
+        Surrogate("CO", model="extratrees", n_estimators=20),
+        "target-window",
+        fingerprints=data.fingerprints,
+        groups=data.groups,
+        pure=data.pure,
+        X_training=X[start],
+        y_training=data.energies[start],
+    )
+    taken = np.zeros(len(data), dtype=bool)
+    taken[start] = True
+    idx, rows = learner.query(
+        X, n_instances=5, target=T, window=W, surfaces=data.groups, exclude=taken
+    )
+    assert len(idx) == 5 and not taken[idx].any() and rows.shape == (5, 1)
+    assert len({data.groups[i] for i in idx}) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no sklearn deprecation from modAL's checks
+        learner.teach(X[idx], data.energies[idx])
+    assert len(learner.X_training) == len(start) + 5
+    mean, std = learner.estimator.predict(X, return_std=True)
+    assert mean.shape == (len(data),) and (std > 0).all()
+    assert learner.estimator.model_.info["n"] == len(start) + 5
+
+
+def test_active_learner_with_a_plain_sklearn_forest():
+    from sklearn.ensemble import RandomForestRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(60, 2))
+    y = X[:, 0] - 0.67
+    learner = make_learner(
+        RandomForestRegressor(n_estimators=10, random_state=0),
+        "ucb",
+        X_training=X[:10],
+        y_training=y[:10],
+    )
+    idx, _ = learner.query(X[10:], n_instances=4, target=T, window=W)
+    assert len(idx) == 4
+    learner.teach(X[10:][idx], y[10:][idx])
+    assert len(learner.y_training) == 14

@@ -1,0 +1,142 @@
+"""read_labelled: fingerprints, adsorbates, pure flags, slab-identity groups and bad-data errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.io import write
+
+from screener.errors import InputError
+from screener.surrogate.data import read_labelled
+from tests.surrogate import make_frames
+
+SPECS = [("Cu", None, 0.0, 0), ("Pd", None, 0.0, 0), ("Cu", "Pd", 0.5, 0), ("Cu", "Pd", 0.5, 1)]
+
+
+def _write(path, frames):
+    clean = []
+    for atoms in frames:
+        a = atoms.copy()
+        a.info = {k: v for k, v in atoms.info.items() if not k.startswith("_")}
+        clean.append(a)
+    write(path, clean, format="extxyz")
+    return path
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return make_frames(("CO", "H"), SPECS, sites=("ontop", "fcc"), offsets=((0, 0),))
+
+
+def test_reads_extxyz_with_fingerprints_adsorbates_pure_and_slab_groups(tmp_path, frames):
+    data = read_labelled(_write(tmp_path / "pool.extxyz", frames))
+    assert len(data) == len(frames) == 16
+    assert data.adsorbates == [f.info["adsorbate"] for f in frames]
+    np.testing.assert_allclose(data.energies, [f.info["E_ads"] for f in frames])
+    assert [fp["first"] for fp in data.fingerprints] == [f.info["_fp"]["first"] for f in frames]
+    assert data.pure == ["Cu"] * 4 + ["Pd"] * 4 + [None] * 8
+    # one group per slab: sites (and adsorbates) of a slab share it, slabs differ
+    by_surface = {}
+    for group, info in zip(data.groups, data.info, strict=True):
+        by_surface.setdefault(info["surface"], set()).add(group)
+    assert all(len(g) == 1 for g in by_surface.values())
+    assert len(set(data.groups)) == 4
+    assert data.groups[0].startswith("Cu12:")
+    # stable across reads
+    assert read_labelled(tmp_path / "pool.extxyz").groups == data.groups
+    assert len(data.select("H")) == 8 and set(data.select("H").adsorbates) == {"H"}
+
+
+def test_relaxed_copies_of_a_slab_share_its_group(tmp_path, frames):
+    moved = []
+    rng = np.random.default_rng(0)
+    for atoms in frames[:4]:  # Cu(111), CO and H on two sites
+        a = atoms.copy()
+        surf = a.get_tags() > 0
+        a.positions[surf] += rng.normal(scale=0.08, size=(surf.sum(), 3))  # "relaxation"
+        a.info = dict(atoms.info)
+        moved.append(a)
+    other = frames[4].copy()  # Pd slab
+    data = read_labelled(_write(tmp_path / "moved.extxyz", moved + [other]))
+    assert len(set(data.groups[:4])) == 1
+    assert data.groups[4] != data.groups[0]
+
+
+def test_group_by_info_key(tmp_path, frames):
+    data = read_labelled(_write(tmp_path / "p.extxyz", frames), group_by="site_type")
+    assert set(data.groups) == {"ontop", "fcc"}
+    with pytest.raises(InputError, match="frame 0: no group key 'nope'.*E_ads"):
+        read_labelled(tmp_path / "p.extxyz", group_by="nope")
+
+
+def test_reads_ase_db_key_value_pairs(tmp_path, frames):
+    import ase.db
+
+    path = tmp_path / "pool.db"
+    with ase.db.connect(str(path)) as db:
+        for atoms in frames[:3]:
+            db.write(atoms, E_ads=atoms.info["E_ads"], surface=atoms.info["surface"])
+    data = read_labelled(path)
+    assert len(data) == 3
+    np.testing.assert_allclose(data.energies, [f.info["E_ads"] for f in frames[:3]])
+    assert data.info[0]["surface"] == frames[0].info["surface"]
+
+
+def _frame(frames, **info):
+    a = frames[0].copy()
+    a.info = {"E_ads": -0.5, **info}
+    return a
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing", "no such file"),
+        ("empty", "empty file"),
+        ("garbage", "cannot read"),
+        ("no_energy", r"frame 1: no energy key 'E_ads' \(info keys: foo\)"),
+        ("no_tags", "frame 1: no surface atoms tagged >= 1"),
+        ("no_adsorbate", "frame 1: no adsorbate atoms"),
+        ("bad_adsorbate", "frame 1: adsorbate .* is HO; supported: CO, H"),
+        ("nan", "frame 1: energy 'E_ads' is not finite"),
+    ],
+)
+def test_bad_data_is_input_error_naming_file_and_frame(tmp_path, frames, case, match):
+    path = tmp_path / f"{case}.extxyz"
+    good = _frame(frames)
+    bad = good.copy()
+    bad.info = dict(good.info)
+    if case == "empty":
+        path.write_text("")
+    elif case == "garbage":
+        path.write_text("this is not a structure\n")
+    elif case != "missing":
+        if case == "no_energy":
+            bad.info = {"foo": 1}
+        elif case == "no_tags":
+            bad.set_tags(0)
+        elif case == "no_adsorbate":
+            bad.set_tags(np.maximum(bad.get_tags(), 1))
+        elif case == "bad_adsorbate":
+            slab = bad[bad.get_tags() > 0]
+            oh = Atoms("OH", positions=[(0, 0, 14.0), (0, 0, 15.0)], tags=[0, 0])
+            bad = slab + oh
+            bad.info = dict(good.info)
+        elif case == "nan":
+            bad.info["E_ads"] = math.nan
+        write(path, [good, bad], format="extxyz")
+    with pytest.raises(InputError, match=match) as error:
+        read_labelled(path)
+    assert str(path) in str(error.value)
+    assert error.value.exit_code == 2
+
+
+def test_energy_key_option_and_select_errors(tmp_path, frames):
+    a = _frame(frames, dE=-0.25)
+    data = read_labelled(_write(tmp_path / "k.extxyz", [a]), energy_key="dE")
+    assert data.energies.tolist() == [-0.25]
+    with pytest.raises(InputError, match="no H rows"):
+        data.select("H")

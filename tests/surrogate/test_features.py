@@ -1,0 +1,109 @@
+"""Featurizer: pure-element references with fallbacks, Tran & Ulissi tuples, caching, JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from screener.errors import InputError
+from screener.surrogate.features import Featurizer, element_counts
+
+Z = {"Cu": 29, "Pd": 46, "Au": 79, "Pt": 78}
+X = {"Cu": 1.9, "Pd": 2.2, "Au": 2.54, "Pt": 2.28}
+
+
+def fp(first: dict, second: dict) -> dict:
+    return {
+        "version": 1,
+        "first": [[s, Z[s], X[s], n] for s, n in sorted(first.items())],
+        "second": [[s, Z[s], X[s], n] for s, n in sorted(second.items())],
+    }
+
+
+ROWS = [  # fingerprint, energy, pure element of the slab
+    (fp({"Cu": 1}, {"Cu": 9}), -0.4, "Cu"),
+    (fp({"Cu": 3}, {"Cu": 12}), -0.6, "Cu"),
+    (fp({"Pd": 1}, {"Pd": 9}), -1.0, "Pd"),
+    (fp({"Cu": 2, "Au": 1}, {"Cu": 8, "Au": 4}), -0.3, None),
+    (fp({"Au": 1}, {"Cu": 6, "Pt": 3}), -0.1, None),
+]
+
+
+def fitted(feature_set="tu+stats") -> Featurizer:
+    fps, energies, pure = zip(*ROWS, strict=True)
+    return Featurizer("CO", feature_set).fit(list(fps), np.array(energies), list(pure))
+
+
+def test_references_pure_then_any_then_global():
+    f = fitted()
+    assert f.references["Cu"] == pytest.approx(-0.5) and f.reference_sources["Cu"] == "pure"
+    assert f.references["Pd"] == pytest.approx(-1.0) and f.reference_sources["Pd"] == "pure"
+    # no pure Au slab: median over the sites with Au in the first shell
+    assert f.references["Au"] == pytest.approx(-0.2) and f.reference_sources["Au"] == "any"
+    # Pt only ever in a second shell: the global median
+    assert f.references["Pt"] == pytest.approx(-0.4) and f.reference_sources["Pt"] == "global"
+
+
+def test_tran_ulissi_tuples_sorted_and_padded():
+    f = fitted("tu")
+    x = f.transform([ROWS[3][0]])[0]
+    assert x.shape == (40,)
+    # first shell: Cu (count 2) before Au (count 1), then two zero slots
+    assert x[:8].tolist() == pytest.approx([-0.5, 29, 1.9, 2, -0.2, 79, 2.54, 1])
+    assert not x[8:16].any()
+    # second shell starts at column 16: Cu 8 then Au 4
+    assert x[16:24].tolist() == pytest.approx([-0.5, 29, 1.9, 8, -0.2, 79, 2.54, 4])
+    assert not x[24:40].any()
+    full = fitted().transform([ROWS[3][0]])[0]
+    assert full.shape == (50,) and full[:40].tolist() == x.tolist()
+    names = fitted().feature_names
+    stats = dict(zip(names[40:], full[40:], strict=True))
+    assert stats["first_count"] == 3
+    assert stats["first_ref_mean"] == pytest.approx((2 * -0.5 - 0.2) / 3)
+    assert stats["first_ref_min"] == pytest.approx(-0.5)
+
+
+def test_unknown_element_at_transform_uses_global_reference():
+    f = fitted()
+    Z["Ag"], X["Ag"] = 47, 1.93
+    x = f.transform([fp({"Ag": 1}, {"Ag": 9})])[0]
+    assert x[0] == pytest.approx(f.global_reference)
+
+
+def test_round_trip_through_json_gives_same_features():
+    f = fitted()
+    g = Featurizer.from_dict(json.loads(json.dumps(f.to_dict())))
+    fps = [r[0] for r in ROWS]
+    np.testing.assert_array_equal(f.transform(fps), g.transform(fps))
+    assert g.reference_sources == f.reference_sources
+
+
+def test_transform_is_cached_per_distinct_fingerprint():
+    f = fitted()
+    base = [r[0] for r in ROWS]
+    many = [  # distinct dict objects, few distinct contents (as many sites share one)
+        {k: [list(e) for e in v] if k != "version" else v for k, v in base[i % 5].items()}
+        for i in range(100_000)
+    ]
+    start = time.perf_counter()
+    X_many = f.transform(many)
+    elapsed = time.perf_counter() - start
+    np.testing.assert_array_equal(X_many[:5], f.transform(base))
+    assert X_many.shape == (100_000, 50)
+    assert elapsed < 5.0, elapsed
+
+
+def test_bad_feature_set_and_unfitted_use():
+    with pytest.raises(InputError, match="unknown feature set"):
+        Featurizer("CO", "nope")
+    with pytest.raises(RuntimeError):
+        Featurizer("CO").transform([ROWS[0][0]])
+
+
+def test_element_counts_one_column_per_element_per_shell():
+    X, elements = element_counts([r[0] for r in ROWS])
+    assert elements == ["Au", "Cu", "Pd", "Pt"]
+    assert X[3].tolist() == [1, 2, 0, 0, 4, 8, 0, 0]

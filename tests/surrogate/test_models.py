@@ -1,0 +1,119 @@
+"""Surrogate fit/predict/calibration, evaluate() and the baseline, on real-slab synthetic pools."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from screener.errors import InputError
+from screener.surrogate import features as features_module
+from screener.surrogate.models import Surrogate, baseline_evaluate, evaluate, grouped_folds
+from tests.surrogate import pool
+
+FAST = {"model": "extratrees", "n_estimators": 40}
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return pool("CO")
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    return pool("CO", noise=0.1, seed=1, seeds=3)
+
+
+def test_grouped_folds_keep_groups_whole_and_cover_every_row():
+    groups = [f"g{i % 7}" for i in range(50)]
+    splits = grouped_folds(groups, 5, seed=3)
+    assert len(splits) == 5
+    seen = np.concatenate([test for _, test in splits])
+    assert sorted(seen.tolist()) == list(range(50))
+    for train, test in splits:
+        assert not {groups[i] for i in train} & {groups[i] for i in test}
+    assert [t.tolist() for _, t in grouped_folds(groups, 5, seed=3)] == [
+        t.tolist() for _, t in splits
+    ]
+
+
+def test_fit_predict_info_and_round_trip(clean):
+    s = Surrogate("CO", n_estimators=30, candidates=("extratrees", "randomforest")).fit(
+        clean.fingerprints, clean.energies, clean.groups, clean.pure, seed=0
+    )
+    info = s.info
+    assert info["adsorbate"] == "CO" and info["n"] == len(clean)
+    assert info["model"] in info["candidates"] and set(info["candidates"]) >= {
+        "extratrees",
+        "randomforest",
+    }
+    assert set(info["cv"]) >= {"mae", "rmse", "coverage90", "n_folds"}
+    assert info["scale"] > 0 and info["references"]["Pd"] < info["references"]["Au"]
+    mean, std = s.predict(clean.fingerprints)
+    assert mean.shape == std.shape == (len(clean),) and (std > 0).all()
+    m2, s2 = s.predict(X=s.features(clean.fingerprints))
+    np.testing.assert_array_equal(mean, m2)
+    np.testing.assert_array_equal(std, s2)
+    back = Surrogate.loads(s.dumps())
+    np.testing.assert_array_equal(back.predict(clean.fingerprints)[0], mean)
+    again = Surrogate("CO", n_estimators=30, candidates=("extratrees", "randomforest")).fit(
+        clean.fingerprints, clean.energies, clean.groups, clean.pure, seed=0
+    )
+    np.testing.assert_array_equal(again.predict(clean.fingerprints)[0], mean)
+
+
+def test_evaluate_beats_trivial_mean_predictor(clean):
+    result = evaluate(clean, folds=4, seed=0, **FAST)
+    assert {"mae", "rmse", "coverage90", "n", "folds", "model"} <= set(result)
+    assert result["n"] == len(clean) and result["folds"] == 4 and result["model"] == "extratrees"
+    y = clean.energies
+    trivial = np.zeros(len(y))
+    for train, test in grouped_folds(clean.groups, 4, seed=0):
+        trivial[test] = y[train].mean()
+    trivial_mae = np.mean(np.abs(y - trivial))
+    assert result["mae"] < 0.5 * trivial_mae, (result["mae"], trivial_mae)
+    base = baseline_evaluate(clean, folds=4, seed=0)
+    assert {"mae", "rmse", "n"} <= set(base) and base["mae"] < trivial_mae
+
+
+def test_references_are_fitted_on_training_rows_only(clean, monkeypatch):
+    calls = []
+    real_fit = features_module.Featurizer.fit
+
+    def spy(self, fingerprints, energies, pure):
+        calls.append(set(np.round(energies, 12).tolist()))
+        return real_fit(self, fingerprints, energies, pure)
+
+    monkeypatch.setattr(features_module.Featurizer, "fit", spy)
+    y = np.round(clean.energies, 12)
+    splits = grouped_folds(clean.groups, 3, seed=5)
+    evaluate(clean, folds=3, seed=5, **FAST)
+    per_fold = len(calls) // len(splits)
+    assert per_fold == 4  # 3 inner folds + the final refit, per outer fold
+    for k, (_, test) in enumerate(splits):
+        held_out = set(y[test].tolist()) - set(np.delete(y, test).tolist())
+        for seen in calls[k * per_fold : (k + 1) * per_fold]:
+            assert not seen & held_out
+
+
+def test_calibrated_std_covers_about_90_percent(noisy):
+    result = evaluate(noisy, folds=5, seed=0, **FAST)
+    assert 0.8 <= result["coverage90"] <= 0.97, result
+
+
+def test_model_selection_runs_with_all_candidates_on_a_small_set(clean):
+    small = clean.take(np.arange(0, len(clean), 3))
+    result = evaluate(small, folds=3, seed=0, n_estimators=20)
+    assert result["model"] in ("extratrees", "randomforest", "gp")
+    assert len(result["fold_models"]) == 3
+
+
+def test_evaluate_input_errors(clean):
+    one_group = dataclasses.replace(clean.take(np.arange(12)), groups=["same"] * 12)
+    with pytest.raises(InputError, match="at least 2 groups"):
+        evaluate(one_group)
+    with pytest.raises(InputError, match="at least 10 rows"):
+        evaluate(clean.take(np.arange(5)))
+    with pytest.raises(InputError, match="unknown model"):
+        evaluate(clean, model="nope")

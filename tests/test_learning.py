@@ -1,0 +1,164 @@
+"""The surrogate against the store: import, train, select, candidates (and their CLI)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read, write
+
+from screener.candidates import candidates
+from screener.emt_pool import build_pool
+from screener.enumerate.seed import plan_seed, seed
+from screener.errors import InputError
+from screener.jobs.submit import submit
+from screener.learning import import_labelled, select, train, training_rows
+from screener.settings import use_settings
+from screener.store import Site, open_store
+from screener.store.documents import Calculation, ModelVersion, PredictionChunk
+
+SCREENER = str(Path(sys.executable).with_name("screener"))
+
+
+@pytest.fixture(scope="module")
+def cu_pool(tmp_path_factory) -> Path:
+    """Every CO and H site of Cu (Miller <= 1) labelled with EMT, as an extxyz file."""
+    root = tmp_path_factory.mktemp("pool")
+    with use_settings(data_dir=root / "data", dask_workers=0) as settings:
+        with open_store(settings) as store:
+            seed(plan_seed("Cu", "CO,H", max_miller=1, settings=settings), store)
+            counts = build_pool("Cu", ["CO", "H"], root / "cu.extxyz", processes=1)
+    assert counts["labelled"] >= 20 and counts["failed"] == 0
+    return root / "cu.extxyz"
+
+
+@pytest.fixture
+def cu(settings):
+    with open_store(settings) as store:
+        seed(plan_seed("Cu", "CO,H", max_miller=1, settings=settings), store)
+        store.commit()
+    return settings
+
+
+def test_import_train_select_candidates(cu, cu_pool):
+    frames = read(cu_pool, ":")
+    with open_store(cu) as store:
+        report = import_labelled(store, cu_pool, "Cu", profile="emt")
+        assert sum(report["added"].values()) == len(frames) and report["already_imported"] == 0
+        again = import_labelled(store, cu_pool, "Cu", profile="emt")
+        assert again["added"] == {} and again["already_imported"] == len(frames)
+        calc = Calculation.objects(key__startswith="import:").first()
+        assert calc.source.startswith("file:cu.extxyz sha256:") and calc.space == "Cu"
+        assert calc.fingerprint["first"] and calc.pure == "Cu"
+
+        rows = training_rows("Cu", "CO", "emt")
+        # flagged results (adsorbate moved, desorbed, ...) stay out of training
+        clean = [f for f in frames if f.info["adsorbate"] == "CO" and f.info["flags"] == "[]"]
+        assert len(rows["keys"]) == len(clean)
+        outcomes = {o.adsorbate: o for o in train(store, "Cu", profile="emt")}
+        for adsorbate in ("CO", "H"):
+            outcome = outcomes[adsorbate]
+            assert outcome.trained and outcome.version == 1
+            assert set(outcome.cv) >= {"mae", "rmse", "coverage90"}
+        # nothing new: no retrain, same version
+        assert not any(o.trained for o in train(store, "Cu", profile="emt"))
+        model = ModelVersion.objects(adsorbate="CO").get()
+        assert model.n_train == len(rows["keys"]) and model.sha256 and model.model
+
+        batch = select(store, "Cu", 6, profile="emt")
+        assert len(batch) == 6
+        assert {r["adsorbate"] for r in batch} == {"CO", "H"}
+        assert all(r["model_version"] == 1 and r["std"] > 0 for r in batch)
+        assert len({r["site_id"] for r in batch}) == 6
+        # spread: the first pass takes one site per surface
+        per_ads_surfaces = {}
+        for row in batch:
+            per_ads_surfaces.setdefault(row["adsorbate"], []).append(row["surface_id"])
+        for surfaces in per_ads_surfaces.values():
+            assert len(set(surfaces)) == len(surfaces)
+        assert PredictionChunk.objects(adsorbate="CO", version=1).count() == 1
+        n_co_sites = Site.objects(adsorbate="CO").count()
+        assert len(PredictionChunk.objects(adsorbate="CO").get().sites) == n_co_sites
+
+        # a site with a job is never selected again
+        submit(batch[0]["site_id"], "emt", store)
+        again = select(store, "Cu", 6, profile="emt")
+        assert batch[0]["site_id"] not in {r["site_id"] for r in again}
+
+        ranked = candidates("Cu", "CO", profile="emt")
+        assert ranked and all(r["source"] == "predicted" for r in ranked)  # imports: no site
+        distances = [r["distance"] for r in ranked]
+        assert distances == sorted(distances)
+        assert {"surface", "bulk_formula", "miller", "energy", "std", "source"} <= set(ranked[0])
+
+
+def test_select_without_a_model_is_random_and_spread(cu):
+    with open_store(cu) as store:
+        batch = select(store, "Cu", 4, profile="emt", adsorbates=["CO"])
+        assert len(batch) == 4
+        assert {r["strategy"] for r in batch} == {"random"} and batch[0]["mean"] is None
+        surfaces = [r["surface_id"] for r in batch]
+        assert len(set(surfaces)) == min(
+            4, Site.objects(adsorbate="CO").distinct("surface").__len__()
+        )
+        with pytest.raises(InputError, match="strategy"):
+            select(store, "Cu", 4, strategy="greedy")
+        with pytest.raises(InputError, match="--n"):
+            select(store, "Cu", 0)
+
+
+def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
+    def run(*args):
+        return subprocess.run(
+            [SCREENER, *args], env=cli_env, capture_output=True, text=True, timeout=600
+        )
+
+    bad = tmp_path / "bad.extxyz"
+    frames = read(cu_pool, ":3")
+    for atoms in frames:
+        del atoms.info["E_ads"]
+    write(bad, frames)
+    failed = run("import", str(bad), "--space", "Cu", "--calculator", "emt")
+    assert failed.returncode == 2 and failed.stderr.startswith("error: ")
+    assert "E_ads" in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
+    with open_store(cu, readonly=True):
+        assert Calculation.objects.count() == 0  # nothing written
+
+    assert run("import", str(cu_pool), "--space", "Nope").returncode == 2
+    done = run("import", str(cu_pool), "--space", "Cu", "--calculator", "emt", "--json")
+    assert done.returncode == 0, done.stderr
+    assert sum(json.loads(done.stdout)["added"].values()) == len(read(cu_pool, ":"))
+
+    trained = run("train", "--space", "Cu", "--calculator", "emt", "--json")
+    assert trained.returncode == 0, trained.stderr
+    assert [r["trained"] for r in json.loads(trained.stdout)] == [True, True]
+    chosen = run("select", "--space", "Cu", "--n", "5", "--calculator", "emt", "--json")
+    assert chosen.returncode == 0, chosen.stderr
+    rows = json.loads(chosen.stdout)
+    assert len(rows) == 5 and all(np.isfinite(r["mean"]) for r in rows)
+    assert run("select", "--space", "Cu", "--strategy", "nope").returncode == 2
+
+    ranked = run("candidates", "--space", "Cu", "--adsorbate", "H", "--json", "--calculator", "emt")
+    assert ranked.returncode == 0, ranked.stderr
+    assert json.loads(ranked.stdout)[0]["source"] == "predicted"
+
+    evaluated = run(
+        "model",
+        "evaluate",
+        "--data",
+        str(cu_pool),
+        "--adsorbate",
+        "CO",
+        "--group-by",
+        "slab",
+        "--folds",
+        "3",
+        "--json",
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads(evaluated.stdout)
+    assert {"mae", "rmse", "coverage90", "n"} <= set(metrics) and metrics["mae"] < 0.5
