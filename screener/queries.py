@@ -90,9 +90,17 @@ def loop_status(store: Store, space: str) -> dict[str, Any]:
             "submitted": (last.counts or {}).get("submitted"),
             "jobs": dict(last.jobs or {}),
         }
+    from screener.daemon import space_site_ids
     from screener.store.documents import Job
 
-    queued = Job.objects(space=space, state__in=["submitting", "submitted"]).count()
+    ids = space_site_ids(space)
+    queued = sum(
+        1
+        for job in Job._get_collection().find(
+            {"state": {"$in": ["submitting", "submitted"]}}, {"site": 1}
+        )
+        if job["site"] in ids
+    )
     models = {}
     for model in ModelVersion.objects(space=space).order_by("version"):
         models[f"{model.adsorbate}:{model.profile}"] = {

@@ -14,13 +14,13 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 from fireworks import Firework, Workflow
-from fireworks.user_objects.dupefinders.dupefinder_exact import DupeFinderExact
 
 from screener.errors import InputError
 from screener.faults import crash_point
 from screener.store import Bulk, Site, Store, Surface
 from screener.store.documents import Job, _now
 from workflows.adsorption import references
+from workflows.dupefinder import DupeFinderKey
 from workflows.profiles import get_profile
 from workflows.structures import atoms_from_dict
 from workflows.tasks import (
@@ -79,7 +79,7 @@ def build_workflow(
         }
 
     def shared_spec(key: str) -> dict[str, Any]:
-        return {"screener_key": key, "_dupefinder": DupeFinderExact()}
+        return {"screener_key": key, "_dupefinder": DupeFinderKey()}
 
     gas = [
         Firework(

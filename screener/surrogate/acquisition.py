@@ -202,8 +202,10 @@ def _round_robin(
 class PoolRegressor(BaseEstimator, RegressorMixin):
     """scikit-learn regressor over a fixed pool: X is a column of integer row indices.
 
-    ``fit`` refits a fresh copy of ``surrogate`` (a :class:`~screener.surrogate.models.Surrogate`)
-    on the pool rows named by X; ``predict(X, return_std=True)`` gives (mean, std) of those rows.
+    ``fit`` records the labelled pool rows named by X; a fresh copy of ``surrogate`` (a
+    :class:`~screener.surrogate.models.Surrogate`) is fitted on them at the first ``predict``
+    after it, which predicts the whole pool once; ``predict(X, return_std=True)`` gives
+    (mean, std) of the rows named by X.
     """
 
     def __init__(self, surrogate=None, fingerprints=None, groups=None, pure=None, seed: int = 0):

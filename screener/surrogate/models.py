@@ -10,7 +10,8 @@
    that sites where all trees agree still get some width) picked from a few multiples of the
    out-of-fold MAE to give the narrowest intervals, and a conformal factor ``scale`` = the
    finite-sample 90% quantile of |residual| / sigma divided by 1.645, so that
-   ``mean +/- 1.645 * std`` covers ~90% of held-out sites;
+   ``mean +/- 1.645 * std`` covers ~90% of held-out sites (below 10 rows the floor is at least
+   the labels' standard deviation and 0.1 eV: too few rows to calibrate on);
 4. refits featurizer and the chosen regressor on all rows.
 
 Candidates: ``extratrees`` and ``randomforest`` (spread = standard deviation of the per-tree
@@ -38,6 +39,7 @@ Z90 = 1.6448536269514722  # standard normal 95th percentile: mean +/- Z90*std is
 CANDIDATES = ("extratrees", "randomforest", "gp")
 FLOOR_FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.8)
 MIN_ROWS = 10
+SMALL_N_FLOOR = 0.1  # eV: least std floor when fitted on fewer than MIN_ROWS rows
 PREDICT_CHUNK = 20_000
 
 
@@ -256,6 +258,9 @@ class Surrogate:
         chosen = min(names, key=lambda k: (maes[k], names.index(k)))
         residuals = energies - oof[chosen][0]
         self.floor, self.scale = _calibrate(residuals, oof[chosen][1])
+        if n < MIN_ROWS:  # too few rows to calibrate on: at least the spread of the labels
+            self.floor = max(self.floor, float(np.std(energies)), SMALL_N_FLOOR)
+            self.scale = max(self.scale, 1.0)
         sigma_oof = self.scale * np.sqrt(oof[chosen][1] ** 2 + self.floor**2)
         self.featurizer, X = self._featurize(fps, energies, pure)
         self.regressor = self._regress(chosen, X, energies, seed)

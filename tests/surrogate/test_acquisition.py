@@ -89,6 +89,8 @@ def test_select_batch_spreads_over_surfaces_skips_excluded_and_respects_n():
     # second pass takes each surface's next best
     five = select_batch("target-window", mean, std, surfaces, 5, target=T, window=W)
     assert five.tolist()[:3] == [0, 4, 5] and five[3] in (1, 2) and five[4] == 6
+    plain = select_batch("target-window", mean, std, surfaces, 3, target=T, window=W, spread=False)
+    assert plain[0] == 0 and sorted(plain[1:].tolist()) == [1, 2]  # the best scores, all on A
     excl = select_batch(
         "target-window", mean, std, surfaces, 3, target=T, window=W, exclude=np.array([0, 4])
     )

@@ -37,6 +37,7 @@ def test_target_window_finds_hits_faster_than_random(data):
         seed=0,
         surrogate=CHEAP,
         mae_every=100,
+        stop_at=0.9,
         on_round=lambda *args: rounds.append(args),
     )
     json.dumps(result)
@@ -51,7 +52,8 @@ def test_target_window_finds_hits_faster_than_random(data):
             "hits_found": s["curve"][0]["hits_found"],
             "mae_rest": s["curve"][0]["mae_rest"],
         }
-        assert s["curve"][-1]["labelled"] == len(data) and s["curve"][-1]["hits_found"] == hits
+        assert s["curve"][-1]["hits_found"] >= 0.9 * hits  # stop_at=0.9 ends the run there
+        assert s["curve"][-1]["labelled"] == s["calls_to_find_90pct"]
         labelled = [c["labelled"] for c in s["curve"]]
         assert labelled == sorted(labelled)
     assert tw["curve"][1]["mae_rest"] is not None

@@ -39,7 +39,7 @@ def test_grouped_folds_keep_groups_whole_and_cover_every_row():
 
 
 def test_fit_predict_info_and_round_trip(clean):
-    s = Surrogate("CO", n_estimators=30, candidates=("extratrees", "randomforest")).fit(
+    s = Surrogate("CO", n_estimators=20, candidates=("extratrees", "randomforest")).fit(
         clean.fingerprints, clean.energies, clean.groups, clean.pure, seed=0
     )
     info = s.info
@@ -57,7 +57,7 @@ def test_fit_predict_info_and_round_trip(clean):
     np.testing.assert_array_equal(std, s2)
     back = Surrogate.loads(s.dumps())
     np.testing.assert_array_equal(back.predict(clean.fingerprints)[0], mean)
-    again = Surrogate("CO", n_estimators=30, candidates=("extratrees", "randomforest")).fit(
+    again = Surrogate("CO", n_estimators=20, candidates=("extratrees", "randomforest")).fit(
         clean.fingerprints, clean.energies, clean.groups, clean.pure, seed=0
     )
     np.testing.assert_array_equal(again.predict(clean.fingerprints)[0], mean)
@@ -103,8 +103,8 @@ def test_calibrated_std_covers_about_90_percent(noisy):
 
 
 def test_model_selection_runs_with_all_candidates_on_a_small_set(clean):
-    small = clean.take(np.arange(0, len(clean), 3))
-    result = evaluate(small, folds=3, seed=0, n_estimators=20)
+    small = clean.take(np.arange(0, len(clean), 4))
+    result = evaluate(small, folds=3, seed=0, n_estimators=10)
     assert result["model"] in ("extratrees", "randomforest", "gp")
     assert len(result["fold_models"]) == 3
 
