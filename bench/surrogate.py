@@ -19,7 +19,9 @@
    from the same initial points per repeat, budget = the whole pool, each repeat stopping once
    90% of the hits are found; the result is calls_to_find_90pct(random) /
    calls_to_find_90pct(target-window) (and the analytic expectation for random sampling,
-   need * (N + 1) / (hits + 1)).  The same at the domain target (+/- 0.1 eV) when it has hits.
+   need * (N + 1) / (hits + 1)); target-window is also run without spreading each batch over
+   surfaces (``target-window/no-spread``).  The same at the domain target (+/- 0.1 eV) when it
+   has hits.
 
 It prints what it measured and asserts nothing.  EMT numbers test the machinery, they are not DFT.
 """
@@ -144,6 +146,23 @@ def run_backtest(data, target, window, args) -> dict:
         "calls_per_repeat": {k: v["calls_per_repeat"] for k, v in result["strategies"].items()},
         "random_expected": round(need * (n + 1) / (hits + 1), 1),
     }
+    if args.spread_compare:  # the same without spreading batches over surfaces
+        plain = backtest(
+            data,
+            strategy="target-window",
+            compare=(),
+            target=target,
+            window=window,
+            budget=len(data),
+            batch=args.batch,
+            init=args.init,
+            repeats=args.repeats,
+            seed=args.seed,
+            stop_at=0.9,
+            spread=False,
+        )["strategies"]["target-window"]
+        calls["target-window/no-spread"] = plain["calls_to_find_90pct"]
+        out["calls_per_repeat"]["target-window/no-spread"] = plain["calls_per_repeat"]
     tw, rnd = calls.get("target-window"), calls.get("random")
     out["ratio_random_over_target_window"] = round(rnd / tw, 2) if tw and rnd else None
     out["ratio_expected_random_over_target_window"] = (
@@ -168,6 +187,12 @@ def main(argv=None) -> int:
     parser.add_argument("--init", type=int, default=10)
     parser.add_argument("--compare", default="random,gaussian-target")
     parser.add_argument("--adsorbates", default="CO,H")
+    parser.add_argument(
+        "--no-spread-compare",
+        dest="spread_compare",
+        action="store_false",
+        help="skip the target-window run without spreading batches over surfaces",
+    )
     parser.add_argument("--skip-backtest", action="store_true")
     parser.add_argument("--skip-features", action="store_true", help="skip the tu vs tu+stats CV")
     parser.add_argument("--json", action="store_true")

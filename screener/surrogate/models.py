@@ -177,6 +177,10 @@ class Surrogate:
     ``model`` fixes the regressor (no selection); ``candidates`` limits the selection;
     ``n_estimators`` trees per forest; ``inner_folds`` grouped folds for selection and calibration.
     ``Surrogate(ads, model="extratrees", n_estimators=60)`` is the cheap mode for backtests.
+
+    After :meth:`fit`, ``info["cv"]`` describes the inner grouped CV of the chosen regressor: it
+    is also the calibration set, so its ``coverage90`` is ~0.9 by construction; an honest
+    estimate of both error and coverage is :func:`evaluate` (CV around the whole fit).
     """
 
     adsorbate: str
@@ -271,6 +275,8 @@ class Surrogate:
             "model": chosen,
             "feature_set": self.feature_set,
             "n_estimators": self.n_estimators,
+            "inner_estimators": inner_trees,
+            "min_samples_leaf": self.min_samples_leaf,
             "cv": {
                 "mae": maes[chosen],
                 "rmse": float(np.sqrt(np.mean(residuals**2))),
