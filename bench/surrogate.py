@@ -119,10 +119,8 @@ def fit_times(data, seed: int) -> dict:
 def run_backtest(data, target, window, args) -> dict:
     from screener.surrogate.backtest import backtest
 
-    result = backtest(
-        data,
+    common = dict(
         strategy="target-window",
-        compare=tuple(args.compare.split(",")),
         target=target,
         window=window,
         budget=len(data),
@@ -130,9 +128,9 @@ def run_backtest(data, target, window, args) -> dict:
         init=args.init,
         repeats=args.repeats,
         seed=args.seed,
-        mae_every=10,
         stop_at=0.9,
     )
+    result = backtest(data, compare=tuple(args.compare.split(",")), mae_every=10, **common)
     n, hits = result["pool"], result["hits"]
     need = math.ceil(0.9 * hits)
     calls = {k: v["calls_to_find_90pct"] for k, v in result["strategies"].items()}
@@ -147,20 +145,7 @@ def run_backtest(data, target, window, args) -> dict:
         "random_expected": round(need * (n + 1) / (hits + 1), 1),
     }
     if args.spread_compare:  # the same without spreading batches over surfaces
-        plain = backtest(
-            data,
-            strategy="target-window",
-            compare=(),
-            target=target,
-            window=window,
-            budget=len(data),
-            batch=args.batch,
-            init=args.init,
-            repeats=args.repeats,
-            seed=args.seed,
-            stop_at=0.9,
-            spread=False,
-        )["strategies"]["target-window"]
+        plain = backtest(data, compare=(), spread=False, **common)["strategies"]["target-window"]
         calls["target-window/no-spread"] = plain["calls_to_find_90pct"]
         out["calls_per_repeat"]["target-window/no-spread"] = plain["calls_per_repeat"]
     tw, rnd = calls.get("target-window"), calls.get("random")
