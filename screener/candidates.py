@@ -14,7 +14,7 @@ from typing import Any
 from bson import ObjectId
 
 from screener.errors import InputError
-from screener.learning import default_profile, space_sites, stored_predictions
+from screener.learning import default_profile, space_sites, stored_predictions, usable_results
 from screener.queries import get_space
 from screener.store import Surface
 from screener.store.documents import Calculation
@@ -25,14 +25,8 @@ def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict
     sites = space_sites(space, adsorbate)
     surface_of = dict(zip(sites["ids"], sites["surfaces"], strict=True))
     out: dict[str, dict[str, Any]] = {}
-    query = {
-        "kind": "adslab",
-        "state": "done",
-        "profile": profile,
-        "adsorbate": adsorbate,
-        "flags": {"$size": 0},
-        "site": {"$in": [ObjectId(i) for i in sites["ids"]]},
-    }
+    query = usable_results(profile, adsorbate)
+    query["site"] = {"$in": [ObjectId(i) for i in sites["ids"]]}
     for calc in Calculation._get_collection().find(query, {"site": 1, "adsorption_energy": 1}):
         site = str(calc["site"])
         surface = surface_of[site]

@@ -43,6 +43,7 @@ from screener.faults import crash_point
 from screener.queries import get_space
 from screener.store import Site, Store
 from screener.store.documents import Cycle, Job, Lease, ModelVersion, _now
+from screener.store.embedded import _pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,6 @@ def is_paused(store: Store, space: str) -> bool:
 
 
 # -- the lease ---------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _owner_dead(owner: str) -> bool:
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]

@@ -39,6 +39,17 @@ MIN_TRAIN = 10  # fewer finished results than this: no model, selection stays ra
 
 
 # -- training data -----------------------------------------------------------------------------
+def usable_results(profile: str, adsorbate: str) -> dict[str, Any]:
+    """Query for finished adsorption energies without quality flags (training and candidates)."""
+    return {
+        "kind": "adslab",
+        "state": "done",
+        "profile": profile,
+        "adsorbate": adsorbate,
+        "flags": {"$size": 0},
+    }
+
+
 def training_rows(space: str, adsorbate: str, profile: str) -> dict[str, Any]:
     """Finished, unflagged adsorption energies of a space for one adsorbate and profile.
 
@@ -51,13 +62,7 @@ def training_rows(space: str, adsorbate: str, profile: str) -> dict[str, Any]:
             {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate}, {"_id": 1}
         )
     }
-    query = {
-        "kind": "adslab",
-        "state": "done",
-        "profile": profile,
-        "adsorbate": adsorbate,
-        "flags": {"$size": 0},
-    }
+    query = usable_results(profile, adsorbate)
     projection = {"key": 1, "fingerprint": 1, "adsorption_energy": 1, "group": 1}
     projection.update(pure=1, site=1, space=1)
     rows: dict[str, list] = {k: [] for k in ("keys", "fps", "energies", "groups", "pure", "sites")}
