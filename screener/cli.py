@@ -89,6 +89,11 @@ def _print_seed_report(report, n_bulks: int, elapsed: float) -> None:
             f"{report.space}: nothing new; all {n_bulks} bulks were already enumerated "
             f"for {','.join(report.adsorbates)} with these settings"
         )
+    if report.upgraded_fingerprints:
+        out.print(
+            f"upgraded the fingerprints of {report.upgraded_fingerprints} stored sites to "
+            "the current fingerprint version"
+        )
     if report.skipped_surfaces:
         out.print(
             f"skipped {len(report.skipped_surfaces)} surfaces over the atom limit "
@@ -144,6 +149,7 @@ def seed(
                 "added": report.added,
                 "enumerated_bulks": report.enumerated_bulks,
                 "already_enumerated_bulks": report.reused_bulks,
+                "upgraded_fingerprints": report.upgraded_fingerprints,
                 "skipped_surfaces": report.skipped_surfaces,
                 "failed": report.failed,
                 "seconds": round(elapsed, 2),
@@ -696,6 +702,9 @@ def run(
             help="run FireWorks rockets in this process (default: yes with the embedded store)",
         ),
     ] = None,
+    seed: Annotated[
+        int, typer.Option(help="random seed of the selection (cycle n uses seed + n)")
+    ] = 0,
 ) -> None:
     """The daemon: ingest -> retrain -> score -> select -> submit, until SIGTERM or a limit.
 
@@ -717,6 +726,7 @@ def run(
             budget=budget,
             strategy=strategy,
             host_workers=workers,
+            seed=seed,
         )
         daemon.run()
 

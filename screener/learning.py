@@ -151,6 +151,7 @@ def train(
     seed: int = 0,
 ) -> list[TrainOutcome]:
     """Retrain each adsorbate's surrogate on the space's finished results when they changed."""
+    from screener.surrogate.features import best_feature_set
     from screener.surrogate.models import Surrogate
 
     doc = get_space(space)
@@ -176,7 +177,13 @@ def train(
             outcomes.append(outcome)
             continue
         started = time.perf_counter()
-        surrogate = Surrogate(adsorbate).fit(
+        # coordination features only when every site of the space has them to be scored with
+        # (sites seeded before fingerprint version 2 lack them until the space is re-seeded)
+        old_sites = Site._get_collection().count_documents(
+            {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate, "fingerprint.cn": None}
+        )
+        feature_set = best_feature_set(rows["fps"]) if not old_sites else "tu+stats"
+        surrogate = Surrogate(adsorbate, feature_set=feature_set).fit(
             rows["fps"], np.array(rows["energies"]), rows["groups"], rows["pure"], seed=seed
         )
         seconds = time.perf_counter() - started

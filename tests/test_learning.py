@@ -162,3 +162,32 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads(evaluated.stdout)
     assert {"mae", "rmse", "coverage90", "n"} <= set(metrics) and metrics["mae"] < 0.5
+
+
+def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
+    """Sites stored by fingerprint version 1 (no coordination numbers) get them on re-seed; the
+    loop trains without coordination features while any site of the space lacks them."""
+    from screener.enumerate.fingerprint import FINGERPRINT_VERSION
+    from screener.store import Bulk
+
+    with open_store(cu) as store:
+        collection = Site._get_collection()
+        before = {d["_id"]: d["fingerprint"] for d in collection.find({}, {"fingerprint": 1})}
+        assert all(fp["version"] == FINGERPRINT_VERSION and fp["cn"] for fp in before.values())
+        for site_id, fp in before.items():  # what an older release stored
+            old = {k: v for k, v in fp.items() if k != "cn"} | {"version": 1}
+            collection.update_one({"_id": site_id}, {"$set": {"fingerprint": old}})
+        Bulk.objects().update(set__enumerated=["0ld:CO", "0ld:H"])
+        store.commit()
+        import_labelled(store, cu_pool, "Cu", profile="emt")
+        train(store, "Cu", profile="emt", adsorbates=["CO"])
+        assert ModelVersion.objects(adsorbate="CO").get().feature_set == "tu+stats"
+        report = seed(plan_seed("Cu", "CO,H", max_miller=1, settings=cu), store)
+        store.commit()
+        assert report.upgraded_fingerprints == len(before)
+        assert sum(report.added["sites"].values()) == 0 and report.added["surfaces"] == 0
+        after = {d["_id"]: d["fingerprint"] for d in collection.find({}, {"fingerprint": 1})}
+        assert after == before
+        train(store, "Cu", profile="emt", adsorbates=["CO"], force=True)
+        latest = ModelVersion.objects(adsorbate="CO").order_by("-version").first()
+        assert latest.version == 2 and latest.feature_set == "tu+stats+cn"

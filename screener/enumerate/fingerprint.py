@@ -3,7 +3,15 @@
 First shell: the surface atoms bonded to the adsorbate's binding atom.  Second shell: the surface
 atoms bonded to each first-shell atom (other than the adsorbate), counted once per first-shell atom
 they touch.  Each shell is stored per element as ``[symbol, Z, Pauling electronegativity, count]``,
-sorted by symbol.  The paper's fourth number, the median adsorption energy of the adsorbate on the
+sorted by symbol.
+
+Version 2 adds coordination numbers (``"cn"``), element-blind: ``binding`` the sorted coordination
+numbers of the first-shell atoms, ``second_sum`` and ``second_n`` the sum and number of the
+coordination numbers of the second-shell atoms, without the site's bonds between its own binding
+atoms (counted per binding atom they touch, as the second shell is; periodic images count, so a
+2x2 cell gives what a 4x4 one does).  ``second_sum / 12`` is the generalized
+coordination number of Calle-Vallejo et al. (Angew. Chem. 53, 8316, 2014) for an fcc(111)-like
+normalisation; the featuriser derives its descriptors from these integers.  The paper's fourth number, the median adsorption energy of the adsorbate on the
 pure element, is joined in by the surrogate's featuriser from the project's own reference
 calculations, so that the stored fingerprint is a property of the structure alone.
 
@@ -26,7 +34,7 @@ from workflows.structures import in_plane_shifts
 
 SURFACE_BOND_FACTOR = 1.12  # x (r_i + r_j), r = half the atom's shortest bond: metal-metal bonds
 ADSORBATE_BOND_FACTOR = 1.25  # x covalent radii sum: adsorbate binding atom to metal
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
 
 
 @cache
@@ -84,10 +92,23 @@ def fingerprint_from_binding(
     """
     bonds = bonds or SlabBonds.of(slab)
     second = [bonds.symbols[j] for b in binding for j in bonds.neighbours[b]]
+    outer = []  # second-shell atoms other than the site's own binding atoms
+    for b in binding:
+        partners = [c for c in binding if c != b]
+        for j in map(int, bonds.neighbours[b]):
+            if j in partners:  # the site's own bond to another binding atom, once (a small
+                partners.remove(j)  # cell may list further images of it, which count)
+            else:
+                outer.append(j)
     return {
         "version": FINGERPRINT_VERSION,
         "first": _shell([bonds.symbols[b] for b in binding]),
         "second": _shell(second),
+        "cn": {
+            "binding": sorted(len(bonds.neighbours[b]) for b in binding),
+            "second_sum": sum(len(bonds.neighbours[j]) for j in outer),
+            "second_n": len(outer),
+        },
     }
 
 

@@ -17,6 +17,7 @@ from bson import ObjectId
 from mongoengine import Document, NotUniqueError
 
 from screener.enumerate.bulks import BulkSpec, parse_elements, prototype_bulks, read_bulk_file
+from screener.enumerate.fingerprint import FINGERPRINT_VERSION
 from screener.enumerate.pipeline import Enumerator, enumeration_hash, slab_params
 from screener.errors import InputError
 from screener.settings import ScreenerSettings
@@ -44,6 +45,7 @@ class SeedReport:
     added: dict[str, Any] = field(default_factory=dict)
     enumerated_bulks: int = 0
     reused_bulks: int = 0
+    upgraded_fingerprints: int = 0
     skipped_surfaces: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
 
@@ -208,6 +210,9 @@ def _store_enumeration(
         new_ads = [a for a in adsorbates if a not in surface.adsorbates]
         fresh = [s for s in sites if s["adsorbate"] in new_ads]
         _insert_sites(surface, bulk, fresh, report, surface_is_new=created)
+        if not created:
+            known = [s for s in sites if s["adsorbate"] not in new_ads]
+            report.upgraded_fingerprints += _upgrade_fingerprints(surface, known)
         if new_ads:
             Surface.objects(id=surface.id).update_one(add_to_set__adsorbates=new_ads)
     for skipped in result["skipped"]:
@@ -215,6 +220,29 @@ def _store_enumeration(
     Bulk.objects(id=bulk.id).update_one(
         add_to_set__enumerated=[f"{digest}:{a}" for a in adsorbates]
     )
+
+
+def _upgrade_fingerprints(surface: Surface, rows: list[dict]) -> int:
+    """Rewrite the fingerprints of stored sites that an older fingerprint version computed.
+
+    The site keys (surface, adsorbate, position_key) do not change; only the fingerprint does.
+    Returns how many sites were upgraded.
+    """
+    collection = Site._get_collection()
+    stale = {
+        (doc["adsorbate"], doc["position_key"]): doc["_id"]
+        for doc in collection.find(
+            {"surface": surface.id, "fingerprint.version": {"$lt": FINGERPRINT_VERSION}},
+            {"adsorbate": 1, "position_key": 1},
+        )
+    }
+    upgraded = 0
+    for row in rows:
+        site_id = stale.get((row["adsorbate"], row["position_key"]))
+        if site_id is not None and row.get("fingerprint"):
+            collection.update_one({"_id": site_id}, {"$set": {"fingerprint": row["fingerprint"]}})
+            upgraded += 1
+    return upgraded
 
 
 def _get_or_insert(

@@ -33,7 +33,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from screener.errors import InputError
-from screener.surrogate.features import DEFAULT_FEATURE_SET, Featurizer, element_counts
+from screener.surrogate.features import (
+    DEFAULT_FEATURE_SET,
+    Featurizer,
+    best_feature_set,
+    element_counts,
+)
 
 Z90 = 1.6448536269514722  # standard normal 95th percentile: mean +/- Z90*std is a 90% interval
 CANDIDATES = ("extratrees", "randomforest", "gp")
@@ -243,6 +248,7 @@ class Surrogate:
             raise InputError("energies must be finite")
         fps = list(fingerprints)
         pure = list(pure)
+        self.feature_set = best_feature_set(fps, self.feature_set)
         garr = np.asarray([str(g) for g in groups], dtype=object)
         names = self._candidate_names(n)
         folds = _inner_splits(garr, self.inner_folds, seed)
@@ -386,6 +392,7 @@ def evaluate(
     """
     adsorbate = _single_adsorbate(data)
     _check_cv(data, folds)
+    feature_set = best_feature_set(data.fingerprints, feature_set)
     y = np.asarray(data.energies, dtype=float)
     mean = np.zeros(len(y))
     std = np.zeros(len(y))

@@ -72,3 +72,31 @@ def test_adslab_without_adsorbate_is_rejected():
     slab.set_tags(1)
     with pytest.raises(ValueError, match="tagged 0"):
         fingerprint_of_adslab(slab)
+
+
+@pytest.mark.parametrize("size", [(2, 2, 4), (4, 4, 4)])
+def test_coordination_numbers_do_not_depend_on_the_cell(size):
+    """fcc(111): top-layer CN 9, second layer 12; a site's bonds among its own atoms excluded."""
+    slab = fcc111("Cu", size=size, vacuum=10.0, a=3.61)
+    expected = {  # binding CNs, second-shell CN sum, second-shell atoms
+        "ontop": ([9], 6 * 9 + 3 * 12, 9),
+        "bridge": ([9, 9], 2 * (5 * 9 + 3 * 12), 16),
+        "fcc": ([9, 9, 9], 3 * (4 * 9 + 3 * 12), 21),
+        "hcp": ([9, 9, 9], 3 * (4 * 9 + 3 * 12), 21),
+    }
+    seen = set()
+    for site in find_sites(slab):
+        cn = fingerprint_from_binding(slab, site.binding)["cn"]
+        binding, total, n = expected[site.site_type]
+        assert (cn["binding"], cn["second_sum"], cn["second_n"]) == (binding, total, n)
+        seen.add(site.site_type)
+    assert seen == set(expected)
+
+
+def test_fcc100_coordination_numbers():
+    slab = fcc100("Cu", size=(2, 2, 4), vacuum=10.0, a=3.61)
+    cns = {s.site_type: fingerprint_from_binding(slab, s.binding)["cn"] for s in find_sites(slab)}
+    assert cns["ontop"] == {"binding": [8], "second_sum": 4 * 8 + 4 * 12, "second_n": 8}
+    # 4-fold hollow: its four atoms are bonded around the square (no diagonal bonds)
+    assert cns["4-fold"]["binding"] == [8, 8, 8, 8]
+    assert cns["4-fold"]["second_n"] == 4 * (8 - 2)

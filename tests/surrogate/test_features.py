@@ -107,3 +107,46 @@ def test_element_counts_one_column_per_element_per_shell():
     X, elements = element_counts([r[0] for r in ROWS])
     assert elements == ["Au", "Cu", "Pd", "Pt"]
     assert X[3].tolist() == [1, 2, 0, 0, 4, 8, 0, 0]
+
+
+def with_cn(fingerprint: dict, binding: list[int], second_sum: int, second_n: int) -> dict:
+    return {
+        **fingerprint,
+        "version": 2,
+        "cn": {"binding": binding, "second_sum": second_sum, "second_n": second_n},
+    }
+
+
+def test_coordination_columns_and_fallback_for_version_1():
+    from screener.surrogate.features import best_feature_set
+    from screener.surrogate.models import Surrogate
+
+    rows = [(with_cn(f, [9] * len(f["first"]), 90, 9), e, p) for f, e, p in ROWS]
+    fps, energies, pure = zip(*rows, strict=True)
+    f = Featurizer("CO", "tu+stats+cn").fit(list(fps), np.array(energies), list(pure))
+    bridge = with_cn(ROWS[0][0], [7, 9], 100, 16)
+    x = f.transform([bridge])[0]
+    assert x.shape == (57,) and f.n_features == len(f.feature_names) == 57
+    named = dict(zip(f.feature_names[-7:], x[-7:], strict=True))
+    assert named == pytest.approx(
+        {"n_binding": 2, "cn_mean": 8, "cn_min": 7, "cn_max": 9, "gcn": 100 / 12,
+         "gcn_per_binding": 100 / 24, "second_cn_mean": 100 / 16}
+    )  # fmt: skip
+    # the first 50 columns are those of tu+stats
+    plain = Featurizer("CO", "tu+stats").fit(list(fps), np.array(energies), list(pure))
+    assert x[:50] == pytest.approx(plain.transform([bridge])[0])
+    # same elements, other coordination: another feature row (not served from the cache)
+    assert not np.allclose(f.transform([with_cn(ROWS[0][0], [6, 6], 60, 10)])[0], x)
+
+    v1 = [r[0] for r in ROWS]
+    assert best_feature_set(list(fps)) == "tu+stats+cn" and best_feature_set(v1) == "tu+stats"
+    with pytest.raises(InputError, match="no coordination numbers"):
+        f.transform([ROWS[0][0]])
+    groups = [str(i) for i in range(len(ROWS))]
+    old = Surrogate("CO", model="extratrees", n_estimators=5).fit(
+        v1, np.array(energies), groups, list(pure)
+    )
+    new = Surrogate("CO", model="extratrees", n_estimators=5).fit(
+        list(fps), np.array(energies), groups, list(pure)
+    )
+    assert old.info["feature_set"] == "tu+stats" and new.info["feature_set"] == "tu+stats+cn"
