@@ -3,17 +3,17 @@
 First shell: the surface atoms bonded to the adsorbate's binding atom.  Second shell: the surface
 atoms bonded to each first-shell atom (other than the adsorbate), counted once per first-shell atom
 they touch.  Each shell is stored per element as ``[symbol, Z, Pauling electronegativity, count]``,
-sorted by symbol.
+sorted by symbol.  The paper's fourth number, the median adsorption energy of the adsorbate on the
+pure element, is joined in by the surrogate's featuriser from the project's own reference
+calculations, so that the stored fingerprint is a property of the structure alone.
 
 Version 2 adds coordination numbers (``"cn"``), element-blind: ``binding`` the sorted coordination
 numbers of the first-shell atoms, ``second_sum`` and ``second_n`` the sum and number of the
 coordination numbers of the second-shell atoms, without the site's bonds between its own binding
 atoms (counted per binding atom they touch, as the second shell is; periodic images count, so a
-2x2 cell gives what a 4x4 one does).  ``second_sum / 12`` is the generalized
-coordination number of Calle-Vallejo et al. (Angew. Chem. 53, 8316, 2014) for an fcc(111)-like
-normalisation; the featuriser derives its descriptors from these integers.  The paper's fourth number, the median adsorption energy of the adsorbate on the
-pure element, is joined in by the surrogate's featuriser from the project's own reference
-calculations, so that the stored fingerprint is a property of the structure alone.
+2x2 cell gives what a 4x4 one does).  ``second_sum / 12`` is the generalized coordination number
+of Calle-Vallejo et al. (Angew. Chem. Int. Ed. 53, 8316, 2014) with the fcc bulk's 12; the
+featuriser derives its descriptors from these integers.
 
 One code path serves enumerated sites and relaxed structures: :func:`fingerprint_from_binding`
 takes the binding atoms, :func:`fingerprint_of_adslab` finds them in an adsorbate+slab (adsorbate
