@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="gpaw", help="gpaw (default) or gpaw-fast")
     parser.add_argument("--ranks", type=int, default=int(os.environ.get("SCREENER_MPI_RANKS", 2)))
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--adsorbates", default="CO,H", help="cases to run: CO (top), H (fcc)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="screener-dft-cost-"))
@@ -85,11 +86,16 @@ def main(argv: list[str] | None = None) -> int:
             label, relax, atoms, args.profile, kind, workdir=workdir / label, ranks=args.ranks
         )
 
-    gas = {m: calc(f"gas-{m}", gas_molecule(m), "gas")["energy"] for m in ("CO", "H2")}
+    wanted = args.adsorbates.split(",")
+    cases = [(a, site) for a, site in CASES if a in wanted]
+    if not cases or len(cases) != len(set(wanted)):
+        parser.error(f"--adsorbates: choose from {', '.join(a for a, _ in CASES)}")
+    molecules = [{"CO": "CO", "H": "H2"}[a] for a, _ in cases]
+    gas = {m: calc(f"gas-{m}", gas_molecule(m), "gas")["energy"] for m in molecules}
     slab_result = calc("slab", cu111(), "slab")
     relaxed_slab = atoms_from_dict(slab_result["atoms"])
     rows = {}
-    for adsorbate, site in CASES:
+    for adsorbate, site in cases:
         placed = adslab(relaxed_slab, adsorbate, site)
         plain = calc(f"{adsorbate}-{site}", placed, "adslab")
         start, pre = emt_prerelax(
