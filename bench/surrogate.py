@@ -93,7 +93,7 @@ def rare_window(energies: np.ndarray, fraction: float, window: float) -> tuple[f
     return float(targets[best]), float(window)
 
 
-def static_ranking_calls(data, target: float, window: float, seed: int, folds: int) -> dict:
+def static_ranking_calls(data, target: float, window: float, seed: int, folds: int) -> int:
     """Calls to 90% of the hits ranking the pool once by grouped-CV window probabilities."""
     from screener.surrogate.acquisition import window_probability
     from screener.surrogate.backtest import FAST_SURROGATE
@@ -109,7 +109,7 @@ def static_ranking_calls(data, target: float, window: float, seed: int, folds: i
     hit = np.abs(e - target) <= window
     need = math.ceil(0.9 * hit.sum())
     order = np.argsort(-window_probability(mean, std, target - window, target + window))
-    return {"calls": int(np.searchsorted(np.cumsum(hit[order]), need) + 1)}
+    return int(np.searchsorted(np.cumsum(hit[order]), need) + 1)
 
 
 def fit_times(data, seed: int) -> dict:
@@ -206,7 +206,7 @@ def main(argv=None) -> int:
         help="skip the target-window run without spreading batches over surfaces",
     )
     parser.add_argument("--skip-backtest", action="store_true")
-    parser.add_argument("--skip-features", action="store_true", help="skip the tu vs tu+stats CV")
+    parser.add_argument("--skip-features", action="store_true", help="skip the CV per feature set")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -282,8 +282,9 @@ def main(argv=None) -> int:
             target, window = rare_window(e, args.hit_fraction, DEFAULT_WINDOW)
             log(f"{ads}: backtest at {target:.3f} +/- {window:.3f} eV ...")
             entry["backtest_rare"] = run_backtest(sub, target, window, args)
-            static = static_ranking_calls(sub, target, window, args.seed, args.folds)
-            entry["backtest_rare"]["static_cv_ranking_calls"] = static["calls"]
+            entry["backtest_rare"]["static_cv_ranking_calls"] = static_ranking_calls(
+                sub, target, window, args.seed, args.folds
+            )
             domain = DEFAULT_TARGETS[ads]
             domain_hits = int(np.sum(np.abs(e - domain) <= DEFAULT_WINDOW))
             if domain_hits:

@@ -151,7 +151,7 @@ def train(
     seed: int = 0,
 ) -> list[TrainOutcome]:
     """Retrain each adsorbate's surrogate on the space's finished results when they changed."""
-    from screener.surrogate.features import best_feature_set
+    from screener.surrogate.features import DEFAULT_FEATURE_SET
     from screener.surrogate.models import Surrogate
 
     doc = get_space(space)
@@ -182,7 +182,7 @@ def train(
         old_sites = Site._get_collection().count_documents(
             {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate, "fingerprint.cn": None}
         )
-        feature_set = best_feature_set(rows["fps"]) if not old_sites else "tu+stats"
+        feature_set = "tu+stats" if old_sites else DEFAULT_FEATURE_SET  # fit checks the rows
         surrogate = Surrogate(adsorbate, feature_set=feature_set).fit(
             rows["fps"], np.array(rows["energies"]), rows["groups"], rows["pure"], seed=seed
         )
