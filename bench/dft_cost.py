@@ -28,7 +28,7 @@ from ase.build import add_adsorbate, fcc111
 from ase.constraints import FixAtoms
 
 from workflows.adsorbates import get_adsorbate
-from workflows.adsorption import adsorption_energy, gas_molecule
+from workflows.adsorption import adsorption_energy, gas_molecule, references
 from workflows.calculate import relax
 from workflows.structures import atoms_from_dict
 from workflows.tasks import emt_prerelax
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [(a, site) for a, site in CASES if a in wanted]
     if not cases or len(cases) != len(set(wanted)):
         parser.error(f"--adsorbates: choose from {', '.join(a for a, _ in CASES)}")
-    molecules = [{"CO": "CO", "H": "H2"}[a] for a, _ in cases]
+    molecules = sorted({name for a, _ in cases for name, _ in references(a)})
     gas = {m: calc(f"gas-{m}", gas_molecule(m), "gas")["energy"] for m in molecules}
     slab_result = calc("slab", cu111(), "slab")
     relaxed_slab = atoms_from_dict(slab_result["atoms"])
