@@ -94,6 +94,11 @@ def _print_seed_report(report, n_bulks: int, elapsed: float) -> None:
             f"upgraded the fingerprints of {report.upgraded_fingerprints} stored sites to "
             "the current fingerprint version"
         )
+    if report.upgraded_results:
+        out.print(
+            f"recomputed the fingerprints of {report.upgraded_results} stored results from "
+            "their relaxed structures (current fingerprint version)"
+        )
     if report.skipped_surfaces:
         out.print(
             f"skipped {len(report.skipped_surfaces)} surfaces over the atom limit "
@@ -150,6 +155,7 @@ def seed(
                 "enumerated_bulks": report.enumerated_bulks,
                 "already_enumerated_bulks": report.reused_bulks,
                 "upgraded_fingerprints": report.upgraded_fingerprints,
+                "upgraded_results": report.upgraded_results,
                 "skipped_surfaces": report.skipped_surfaces,
                 "failed": report.failed,
                 "seconds": round(elapsed, 2),

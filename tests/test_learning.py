@@ -165,7 +165,8 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
 
 
 def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
-    """Sites stored by fingerprint version 1 (no coordination numbers) get them on re-seed; the
+    """Sites stored by fingerprint version 1 (no coordination numbers) get them on re-seed, and
+    results fingerprinted by an older version are recomputed from their relaxed structures; the
     loop trains without coordination features while any site of the space lacks them."""
     from screener.enumerate.fingerprint import FINGERPRINT_VERSION
     from screener.store import Bulk
@@ -180,11 +181,18 @@ def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
         Bulk.objects().update(set__enumerated=["0ld:CO", "0ld:H"])
         store.commit()
         import_labelled(store, cu_pool, "Cu", profile="emt")
+        results = Calculation._get_collection()
+        fresh = {d["_id"]: d["fingerprint"] for d in results.find({}, {"fingerprint": 1})}
+        assert fresh and all(fp["version"] == FINGERPRINT_VERSION for fp in fresh.values())
+        for calc_id, fp in fresh.items():  # results fingerprinted by an older release
+            results.update_one({"_id": calc_id}, {"$set": {"fingerprint": fp | {"version": 2}}})
         train(store, "Cu", profile="emt", adsorbates=["CO"])
         assert ModelVersion.objects(adsorbate="CO").get().feature_set == "tu+stats"
         report = seed(plan_seed("Cu", "CO,H", max_miller=1, settings=cu), store)
         store.commit()
         assert report.upgraded_fingerprints == len(before)
+        assert report.upgraded_results == len(fresh)
+        assert {d["_id"]: d["fingerprint"] for d in results.find({}, {"fingerprint": 1})} == fresh
         assert sum(report.added["sites"].values()) == 0 and report.added["surfaces"] == 0
         after = {d["_id"]: d["fingerprint"] for d in collection.find({}, {"fingerprint": 1})}
         assert after == before

@@ -34,7 +34,8 @@ from workflows.structures import in_plane_shifts
 
 SURFACE_BOND_FACTOR = 1.12  # x (r_i + r_j), r = half the atom's shortest bond: metal-metal bonds
 ADSORBATE_BOND_FACTOR = 1.25  # x covalent radii sum: adsorbate binding atom to metal
-FINGERPRINT_VERSION = 2
+BINDING_RELATIVE = 1.15  # x the nearest surface atom's distance: also bonded to the adsorbate
+FINGERPRINT_VERSION = 3
 
 
 @cache
@@ -113,7 +114,14 @@ def fingerprint_from_binding(
 
 
 def binding_atoms(adslab: Atoms) -> list[int]:
-    """Surface atoms bonded to the adsorbate's binding atom (its atom nearest the slab)."""
+    """Surface atoms bonded to the adsorbate's binding atom (its atom nearest the slab).
+
+    Bonded: closer than ``ADSORBATE_BOND_FACTOR`` x the sum of covalent radii, or than
+    ``BINDING_RELATIVE`` x the distance to the nearest surface atom (always bonded).  The relative
+    rule finds the site where the adsorbate sits farther out than covalent radii say: EMT keeps H
+    2.2-2.3 A from the atoms of a bridge or hollow (1.35-1.4 x the radii sum), which the absolute
+    rule alone read as an ontop site.
+    """
     tags = adslab.get_tags()
     ads = np.nonzero(tags == 0)[0]
     surf = np.nonzero(tags > 0)[0]
@@ -123,9 +131,7 @@ def binding_atoms(adslab: Atoms) -> list[int]:
     d = point_distances(adslab, adslab.positions[lowest], surf)
     r_ads = covalent_radii[adslab.numbers[lowest]]
     cutoff = ADSORBATE_BOND_FACTOR * (r_ads + covalent_radii[adslab.numbers[surf]])
-    bound = surf[d < cutoff]
-    if len(bound) == 0:
-        bound = surf[[int(np.argmin(d))]]
+    bound = surf[(d < cutoff) | (d <= BINDING_RELATIVE * d.min())]
     return sorted(int(i) for i in bound)
 
 

@@ -22,7 +22,7 @@ from screener.enumerate.pipeline import Enumerator, enumeration_hash, slab_param
 from screener.errors import InputError
 from screener.settings import ScreenerSettings
 from screener.store import Bulk, ElementSpace, Site, Store, Surface
-from screener.store.documents import SITE_TYPES, _now
+from screener.store.documents import SITE_TYPES, Calculation, _now
 from workflows.adsorbates import ADSORBATES
 
 
@@ -46,6 +46,7 @@ class SeedReport:
     enumerated_bulks: int = 0
     reused_bulks: int = 0
     upgraded_fingerprints: int = 0
+    upgraded_results: int = 0
     skipped_surfaces: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
 
@@ -173,6 +174,9 @@ def seed(
                 report.enumerated_bulks += 1
             if on_step:
                 on_step(key)
+    report.upgraded_results = _upgrade_result_fingerprints(plan.space, list(bulk_ids.values()))
+    if report.upgraded_results:
+        store.commit()
     return report
 
 
@@ -242,6 +246,30 @@ def _upgrade_fingerprints(surface: Surface, rows: list[dict]) -> int:
         if site_id is not None and row.get("fingerprint"):
             collection.update_one({"_id": site_id}, {"$set": {"fingerprint": row["fingerprint"]}})
             upgraded += 1
+    return upgraded
+
+
+def _upgrade_result_fingerprints(space: str, bulk_ids: list[ObjectId]) -> int:
+    """Recompute the fingerprints of the space's finished adsorption results (what the surrogate
+    trains on) that an older fingerprint version computed, from their stored relaxed structures.
+    Returns how many were rewritten."""
+    from screener.enumerate.fingerprint import fingerprint_of_adslab
+    from workflows.structures import atoms_from_dict
+
+    collection = Calculation._get_collection()
+    query = {
+        "kind": "adslab",
+        "state": "done",
+        "fingerprint.version": {"$lt": FINGERPRINT_VERSION},
+        "$or": [{"bulk": {"$in": bulk_ids}}, {"space": space}],
+    }
+    upgraded = 0
+    for doc in list(collection.find(query, {"structure": 1})):
+        if not doc.get("structure"):
+            continue
+        fingerprint = fingerprint_of_adslab(atoms_from_dict(doc["structure"]))
+        collection.update_one({"_id": doc["_id"]}, {"$set": {"fingerprint": fingerprint}})
+        upgraded += 1
     return upgraded
 
 

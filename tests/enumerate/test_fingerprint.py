@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ase.build import fcc100, fcc111
+from ase.build import add_adsorbate, fcc100, fcc111
 
 from screener.enumerate.bulks import prototype_bulks
 from screener.enumerate.fingerprint import (
@@ -65,6 +65,26 @@ def test_enumerated_fingerprints_come_from_the_placed_adsorbate(adsorbate):
             assert min(others) >= d[row["binding_atoms"]].max() - 0.1 - 1e-9
             checked += 1
     assert checked > 20
+
+
+@pytest.mark.parametrize(
+    "site,height,expected",
+    [("ontop", 2.1, 1), ("bridge", 1.75, 2), ("fcc", 1.5, 3), ("hcp", 1.5, 3)],
+)
+def test_binding_atoms_of_an_adsorbate_held_far_out(site, height, expected):
+    """EMT relaxes H to 2.2-2.3 A from bridge and hollow atoms (beyond 1.25 x the radii sum,
+    2.04 A for Cu-H): the relative rule still finds the site's atoms, and no more."""
+    slab = fcc111("Cu", size=(2, 2, 4), vacuum=10.0, a=3.61)
+    slab.set_tags(1)
+    add_adsorbate(slab, "H", height, site)
+    tags = slab.get_tags()
+    tags[-1] = 0
+    slab.set_tags(tags)
+    d = slab.get_distances(len(slab) - 1, list(range(len(slab) - 1)), mic=True)
+    assert d.min() > 2.04  # beyond the absolute cutoff for every site
+    bound = binding_atoms(slab)
+    assert len(bound) == expected
+    assert d[bound].max() <= 1.15 * d.min() + 1e-9
 
 
 def test_adslab_without_adsorbate_is_rejected():

@@ -87,6 +87,18 @@ def test_co_stretched_is_dissociated() -> None:
     assert result["details"]["max_bond_ratio"] > 1.0
 
 
+@pytest.mark.parametrize(
+    "length,broken", [(1.20, False), (1.40, False), (1.45, True), (1.75, True)]
+)
+def test_co_bond_is_judged_at_the_sum_of_covalent_radii(length: float, broken: bool) -> None:
+    """C-O (0.76 + 0.66 = 1.42 A): a flat CO stretched to 1.45-1.75 A is no longer CO."""
+    initial = co_ontop()
+    final = initial.copy()
+    final.positions[-1] = final.positions[-2] + [length * 0.98, 0.0, length * 0.2]
+    flags = adslab_anomalies(initial, final)["flags"]
+    assert ("dissociated" in flags) is broken
+
+
 def test_co_dissociated_across_the_boundary() -> None:
     """O wrapped into the cell on the far side: still measured by the minimum image."""
     initial = co_ontop()
