@@ -7,7 +7,10 @@ adsorbate placed on the relaxed slab and relaxed, dE against CO(g) and 1/2 H2(g)
 ledger, surfaces in parallel processes.  The output is a labelled extxyz file of relaxed
 adsorbate+slab structures (adsorbate tagged 0, surface layers from 1) with ``info`` keys
 ``E_ads`` (eV), ``adsorbate``, ``surface`` (surface key), ``site_id``, ``bulk_formula``,
-``miller``, ``site_type`` and ``flags``: the same shape any external DFT data set would have.
+``miller``, ``site_type``, ``flags`` and ``initial_binding`` (the surface atoms the adsorbate was
+placed on, indices among the surface atoms: :func:`screener.surrogate.data.read_labelled` turns
+them into the site's fingerprint before relaxation, what the loop ranks unlabelled sites by): the
+shape an external DFT data set would have, plus where each relaxation started.
 
 EMT is a toy potential: its numbers test the machinery, they are not DFT.
 """
@@ -23,6 +26,7 @@ from typing import Any
 
 from ase import Atoms
 
+from screener.enumerate.fingerprint import binding_atoms
 from workflows.adsorption import (
     adsorption_energy,
     bulk_scale,
@@ -70,6 +74,7 @@ def label_surface(task: dict[str, Any]) -> list[dict[str, Any]]:
             )
             final = atoms_from_dict(result["atoms"])
             checks = adslab_anomalies(placed, final, max_force=result["max_force"])
+            initial_binding = binding_atoms(placed)  # slab atoms come first: same indices
             rows.append(
                 {
                     "site_id": site["id"],
@@ -77,6 +82,7 @@ def label_surface(task: dict[str, Any]) -> list[dict[str, Any]]:
                     "E_ads": float(energy),
                     "adsorbate": site["adsorbate"],
                     "site_type": site["site_type"],
+                    "initial_binding": initial_binding,
                     "flags": sorted(checks["flags"]),
                 }
             )
@@ -152,6 +158,7 @@ def build_pool(
                 bulk_formula=task["bulk_formula"],
                 miller=json.dumps(task["miller"]),
                 site_type=row["site_type"],
+                initial_binding=json.dumps(row["initial_binding"]),
                 flags=json.dumps(row["flags"]),
             )
             frames.append(atoms)

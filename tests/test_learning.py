@@ -36,6 +36,18 @@ def cu_pool(tmp_path_factory) -> Path:
     return root / "cu.extxyz"
 
 
+def test_pool_records_the_site_each_relaxation_started_from(cu_pool):
+    """initial_binding: the placed site's atoms, so a backtest ranks by pre-relaxation sites."""
+    from screener.surrogate.data import read_labelled
+
+    data = read_labelled(cu_pool)
+    assert len(data.initial_fingerprints) == len(data)
+    with use_settings(data_dir=cu_pool.parent / "data", dask_workers=0) as settings:
+        with open_store(settings):
+            for fp, info in zip(data.initial_fingerprints, data.info, strict=True):
+                assert fp == Site.objects(id=info["site_id"]).get().fingerprint
+
+
 @pytest.fixture
 def cu(settings):
     with open_store(settings) as store:

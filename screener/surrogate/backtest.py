@@ -5,6 +5,12 @@ modAL learner (:func:`screener.surrogate.acquisition.make_learner`) fits the sur
 revealed rows, ``learner.query`` picks ``batch`` unrevealed rows with the strategy (spread over
 surfaces = the pool's CV groups), ``learner.teach`` reveals their labels -- until ``budget``
 labels.  A hit is a pool row with |dE - target| <= window.
+
+The surrogate trains on the revealed rows' labelled (relaxed) structures and ranks the rest by
+:attr:`~screener.surrogate.data.LabelledSet.query_fingerprints`: the sites before relaxation when
+the file says where each relaxation started (``initial_binding``, as the project's EMT pool
+does), which is what the loop sees before a calculation; else the relaxed structures, which
+know where an adsorbate ended up and so flatter the strategies (``ranked_by`` says which).
 """
 
 from __future__ import annotations
@@ -115,6 +121,7 @@ def backtest(
                 Surrogate(adsorbate, **fit_kwargs),
                 name,
                 fingerprints=data.fingerprints,
+                query_fingerprints=data.query_fingerprints,
                 groups=groups,
                 pure=data.pure,
                 X_training=X_pool[start],
@@ -197,5 +204,6 @@ def backtest(
         "init": int(init),
         "repeats": int(repeats),
         "spread": bool(spread),
+        "ranked_by": "initial sites" if data.initial_fingerprints else "relaxed structures",
         "strategies": results,
     }

@@ -18,6 +18,7 @@ frame's rounded cell and positions, so it is the same on every read of the same 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class LabelledSet:
     atoms: list[Atoms] = field(default_factory=list)
     info: list[dict] = field(default_factory=list)
     source: str = ""
+    #: fingerprints of the sites before relaxation (info ``initial_binding``), else empty
+    initial_fingerprints: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.energies)
@@ -61,7 +64,16 @@ class LabelledSet:
             atoms=[self.atoms[i] for i in idx] if self.atoms else [],
             info=[self.info[i] for i in idx] if self.info else [],
             source=self.source,
+            initial_fingerprints=[self.initial_fingerprints[i] for i in idx]
+            if self.initial_fingerprints
+            else [],
         )
+
+    @property
+    def query_fingerprints(self) -> list[dict]:
+        """What a campaign ranks unlabelled rows by: the sites before relaxation where every
+        frame says where its relaxation started, else the labelled (relaxed) structures."""
+        return self.initial_fingerprints or self.fingerprints
 
     def select(self, adsorbate: str) -> LabelledSet:
         """The rows of one adsorbate; :class:`InputError` if there are none."""
@@ -190,7 +202,9 @@ def read_labelled(
     if not frames:
         raise InputError(f"{path}: no frames (empty file)")
     identity = _SlabIdentity()
-    rows: dict[str, list] = {k: [] for k in ("fp", "e", "ads", "grp", "pure", "atoms", "info")}
+    rows: dict[str, list] = {
+        k: [] for k in ("fp", "e", "ads", "grp", "pure", "atoms", "info", "initial")
+    }
     for index, (atoms, info) in enumerate(frames):
         where = f"{path} frame {index}"
         energy = _energy(atoms, info, energy_key, where)
@@ -215,6 +229,8 @@ def read_labelled(
             fingerprint = fingerprint_of_adslab(atoms)
         except ValueError as error:
             raise InputError(f"{where}: cannot fingerprint ({error})") from error
+        if "initial_binding" in info:
+            rows["initial"].append(_initial_fingerprint(surface, info["initial_binding"], where))
         rows["fp"].append(fingerprint)
         rows["e"].append(energy)
         rows["ads"].append(adsorbate)
@@ -231,4 +247,23 @@ def read_labelled(
         atoms=rows["atoms"],
         info=rows["info"],
         source=str(path),
+        initial_fingerprints=rows["initial"] if len(rows["initial"]) == len(frames) else [],
     )
+
+
+def _initial_fingerprint(surface: Atoms, value, where: str) -> dict:
+    """Fingerprint of the site a relaxation started from: ``value`` lists the surface atoms the
+    adsorbate was placed on (indices among the surface atoms, JSON text or a sequence)."""
+    from screener.enumerate.fingerprint import fingerprint_from_binding
+
+    try:
+        binding = json.loads(value) if isinstance(value, str) else list(np.ravel(value))
+        binding = [int(i) for i in binding]
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{where}: initial_binding is not a list of atom indices") from error
+    if not binding or min(binding) < 0 or max(binding) >= len(surface):
+        raise InputError(
+            f"{where}: initial_binding {binding} is not a non-empty list of surface-atom "
+            f"indices (0..{len(surface) - 1})"
+        )
+    return fingerprint_from_binding(surface, binding)

@@ -102,6 +102,7 @@ def _frame(frames, **info):
         ("no_adsorbate", "frame 1: no adsorbate atoms"),
         ("bad_adsorbate", "frame 1: adsorbate .* is HO; supported: CO, H"),
         ("nan", "frame 1: energy 'E_ads' is not finite"),
+        ("bad_initial", r"frame 1: initial_binding \[99\] is not a non-empty list"),
     ],
 )
 def test_bad_data_is_input_error_naming_file_and_frame(tmp_path, frames, case, match):
@@ -127,11 +128,33 @@ def test_bad_data_is_input_error_naming_file_and_frame(tmp_path, frames, case, m
             bad.info = dict(good.info)
         elif case == "nan":
             bad.info["E_ads"] = math.nan
+        elif case == "bad_initial":
+            good.info["initial_binding"] = "[0]"
+            bad.info["initial_binding"] = "[99]"
         write(path, [good, bad], format="extxyz")
     with pytest.raises(InputError, match=match) as error:
         read_labelled(path)
     assert str(path) in str(error.value)
     assert error.value.exit_code == 2
+
+
+def test_initial_binding_gives_the_fingerprint_before_relaxation(tmp_path, frames):
+    """A relaxation that started on another site: ranking uses where it started."""
+    from screener.enumerate.fingerprint import binding_atoms, fingerprint_of_adslab
+
+    chosen = [f.copy() for f in frames[:4]]
+    for a, f in zip(chosen, frames[:4], strict=True):
+        a.info = {k: v for k, v in f.info.items() if not k.startswith("_")}
+    data = read_labelled(_write(tmp_path / "plain.extxyz", chosen))
+    assert data.initial_fingerprints == [] and data.query_fingerprints is data.fingerprints
+    started = [chosen[1], chosen[0], chosen[3], chosen[2]]  # each frame started on another site
+    for a, b in zip(chosen, started, strict=True):
+        a.info["initial_binding"] = str(binding_atoms(b))
+    data = read_labelled(_write(tmp_path / "initial.extxyz", chosen))
+    assert data.fingerprints == [fingerprint_of_adslab(a) for a in chosen]
+    assert data.initial_fingerprints == [fingerprint_of_adslab(b) for b in started]
+    assert data.query_fingerprints == data.initial_fingerprints != data.fingerprints
+    assert data.take([1]).initial_fingerprints == [data.initial_fingerprints[1]]
 
 
 def test_energy_key_option_and_select_errors(tmp_path, frames):
