@@ -105,7 +105,7 @@ def static_ranking_calls(data, target: float, window: float, seed: int, folds: i
         sub = data.take(train)
         model = Surrogate(data.adsorbates[0], **FAST_SURROGATE)
         model.fit(sub.fingerprints, sub.energies, sub.groups, sub.pure, seed=seed)
-        mean[test], std[test] = model.predict([data.query_fingerprints[i] for i in test])
+        mean[test], std[test] = model.predict([data.fingerprints[i] for i in test])
     hit = np.abs(e - target) <= window
     need = math.ceil(0.9 * hit.sum())
     order = np.argsort(-window_probability(mean, std, target - window, target + window))

@@ -576,7 +576,7 @@ def backtest(
         return
     out.print(
         f"pool {result['pool']}, hits {result['hits']} within {result['target']:+.2f} +/- "
-        f"{result['window']:.2f} eV; unlabelled rows ranked by their {result['ranked_by']}"
+        f"{result['window']:.2f} eV; rows known by their {result['rows_known_by']}"
     )
     table = Table()
     for column in ("strategy", "calls to 90% of hits", "hits found", "MAE on rest"):

@@ -8,9 +8,9 @@ ledger, surfaces in parallel processes.  The output is a labelled extxyz file of
 adsorbate+slab structures (adsorbate tagged 0, surface layers from 1) with ``info`` keys
 ``E_ads`` (eV), ``adsorbate``, ``surface`` (surface key), ``site_id``, ``bulk_formula``,
 ``miller``, ``site_type``, ``flags`` and ``initial_binding`` (the surface atoms the adsorbate was
-placed on, indices among the surface atoms: :func:`screener.surrogate.data.read_labelled` turns
-them into the site's fingerprint before relaxation, what the loop ranks unlabelled sites by): the
-shape an external DFT data set would have, plus where each relaxation started.
+placed on, indices among the surface atoms: :func:`screener.surrogate.data.read_labelled` knows
+each row by the fingerprint of that site, as the loop knows its sites): the shape an external DFT
+data set would have, plus where each relaxation started.
 
 EMT is a toy potential: its numbers test the machinery, they are not DFT.
 """

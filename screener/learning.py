@@ -54,12 +54,17 @@ def training_rows(space: str, adsorbate: str, profile: str) -> dict[str, Any]:
     """Finished, unflagged adsorption energies of a space for one adsorbate and profile.
 
     Returns aligned lists: keys, fingerprints, energies, groups, pure, sites (site id or None).
+    A result of one of the space's sites is known by that site's enumerated fingerprint, the
+    one every unlabelled site is scored by (an adsorbate that moved while relaxing is still the
+    outcome of calculating that site: on the Ag-Au-Cu-Pd-Pt EMT pool, where 618 of 1716 H
+    relaxations end on other atoms, training on the relaxed fingerprints doubled the calls a
+    backtest needed); an imported result by its stored fingerprint.
     """
     doc = get_space(space)
-    site_ids = {
-        s["_id"]
+    site_fps = {
+        s["_id"]: s.get("fingerprint")
         for s in Site._get_collection().find(
-            {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate}, {"_id": 1}
+            {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate}, {"fingerprint": 1}
         )
     }
     query = usable_results(profile, adsorbate)
@@ -67,11 +72,12 @@ def training_rows(space: str, adsorbate: str, profile: str) -> dict[str, Any]:
     projection.update(pure=1, site=1, space=1)
     rows: dict[str, list] = {k: [] for k in ("keys", "fps", "energies", "groups", "pure", "sites")}
     for calc in Calculation._get_collection().find(query, projection).sort("key", 1):
-        own = calc.get("site") in site_ids
-        if not (own or calc.get("space") == space) or not calc.get("fingerprint"):
+        own = calc.get("site") in site_fps
+        fingerprint = site_fps[calc["site"]] if own else calc.get("fingerprint")
+        if not (own or calc.get("space") == space) or not fingerprint:
             continue
         rows["keys"].append(calc["key"])
-        rows["fps"].append(calc["fingerprint"])
+        rows["fps"].append(fingerprint)
         rows["energies"].append(float(calc["adsorption_energy"]))
         rows["groups"].append(calc.get("group") or calc["key"])
         rows["pure"].append(calc.get("pure"))
@@ -460,8 +466,9 @@ def import_labelled(
 
     Every frame becomes a finished adslab :class:`Calculation` keyed ``import:<file sha>:<i>``
     with ``source`` (file name and sha256), the space, the declared profile and the fingerprint
-    of its structure; frames whose ``info["flags"]`` is a non-empty list are kept, flagged, and
-    left out of training like flagged DFT results.
+    the file knows it by (of the site its relaxation started from where the frame has
+    ``initial_binding``, kept as well, else of its structure); frames whose ``info["flags"]`` is
+    a non-empty list are kept, flagged, and left out of training like flagged DFT results.
     """
     from screener.surrogate.data import read_labelled
     from workflows.profiles import PROFILES
@@ -510,6 +517,7 @@ def import_labelled(
             adsorption_energy=float(data.energies[index]),
             flags=[str(f) for f in flags],
             fingerprint=data.fingerprints[index],
+            initial_binding=data.initial_binding[index] or [],
             group=f"import:{data.groups[index]}",
             pure=data.pure[index],
             space=space,

@@ -37,14 +37,14 @@ def cu_pool(tmp_path_factory) -> Path:
 
 
 def test_pool_records_the_site_each_relaxation_started_from(cu_pool):
-    """initial_binding: the placed site's atoms, so a backtest ranks by pre-relaxation sites."""
+    """initial_binding: the placed site's atoms, so rows are known by the sites the loop knows."""
     from screener.surrogate.data import read_labelled
 
     data = read_labelled(cu_pool)
-    assert len(data.initial_fingerprints) == len(data)
+    assert data.known_by_site == len(data)
     with use_settings(data_dir=cu_pool.parent / "data", dask_workers=0) as settings:
         with open_store(settings):
-            for fp, info in zip(data.initial_fingerprints, data.info, strict=True):
+            for fp, info in zip(data.fingerprints, data.info, strict=True):
                 assert fp == Site.objects(id=info["site_id"]).get().fingerprint
 
 
@@ -65,7 +65,7 @@ def test_import_train_select_candidates(cu, cu_pool):
         assert again["added"] == {} and again["already_imported"] == len(frames)
         calc = Calculation.objects(key__startswith="import:").first()
         assert calc.source.startswith("file:cu.extxyz sha256:") and calc.space == "Cu"
-        assert calc.fingerprint["first"] and calc.pure == "Cu"
+        assert calc.fingerprint["first"] and calc.pure == "Cu" and calc.initial_binding
 
         rows = training_rows("Cu", "CO", "emt")
         # flagged results (adsorbate moved, desorbed, ...) stay out of training

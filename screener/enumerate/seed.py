@@ -250,10 +250,10 @@ def _upgrade_fingerprints(surface: Surface, rows: list[dict]) -> int:
 
 
 def _upgrade_result_fingerprints(space: str, bulk_ids: list[ObjectId]) -> int:
-    """Recompute the fingerprints of the space's finished adsorption results (what the surrogate
-    trains on) that an older fingerprint version computed, from their stored relaxed structures.
+    """Recompute the fingerprints of the space's finished adsorption results that an older
+    fingerprint version computed, from their stored structures (and ``initial_binding``).
     Returns how many were rewritten."""
-    from screener.enumerate.fingerprint import fingerprint_of_adslab
+    from screener.enumerate.fingerprint import fingerprint_from_binding, fingerprint_of_adslab
     from workflows.structures import atoms_from_dict
 
     collection = Calculation._get_collection()
@@ -264,10 +264,15 @@ def _upgrade_result_fingerprints(space: str, bulk_ids: list[ObjectId]) -> int:
         "$or": [{"bulk": {"$in": bulk_ids}}, {"space": space}],
     }
     upgraded = 0
-    for doc in list(collection.find(query, {"structure": 1})):
+    for doc in list(collection.find(query, {"structure": 1, "initial_binding": 1})):
         if not doc.get("structure"):
             continue
-        fingerprint = fingerprint_of_adslab(atoms_from_dict(doc["structure"]))
+        atoms = atoms_from_dict(doc["structure"])
+        if doc.get("initial_binding"):  # an import known by the site it started from
+            surface = atoms[atoms.get_tags() > 0]
+            fingerprint = fingerprint_from_binding(surface, list(doc["initial_binding"]))
+        else:
+            fingerprint = fingerprint_of_adslab(atoms)
         collection.update_one({"_id": doc["_id"]}, {"$set": {"fingerprint": fingerprint}})
         upgraded += 1
     return upgraded

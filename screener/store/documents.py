@@ -208,9 +208,12 @@ class Calculation(Document):
     references = DictField()
     flags = ListField(StringField())
     final_site = DictField()
-    # the surrogate's view of a finished adslab: fingerprint of the relaxed structure, CV group
-    # (surface key) and, for imported results, the space they warm-start and their source file
+    # the surrogate's view of a finished adslab: fingerprint of the relaxed structure (for an
+    # import with initial_binding: of the site it started from; training knows the loop's own
+    # results by their Site's fingerprint), CV group (surface key) and, for imported results,
+    # the space they warm-start and their source file
     fingerprint = DictField()
+    initial_binding = ListField(IntField())
     group = StringField()
     pure = StringField()
     space = StringField()

@@ -203,28 +203,17 @@ class PoolRegressor(BaseEstimator, RegressorMixin):
     """scikit-learn regressor over a fixed pool: X is a column of integer row indices.
 
     ``fit`` records the labelled pool rows named by X; a fresh copy of ``surrogate`` (a
-    :class:`~screener.surrogate.models.Surrogate`) is fitted on their ``fingerprints`` at the
-    first ``predict`` after it, which predicts the whole pool once from ``query_fingerprints``
-    (default: the same ``fingerprints``; a backtest passes the sites before relaxation, as the
-    loop trains on relaxed structures and ranks enumerated sites); ``predict(X,
-    return_std=True)`` gives (mean, std) of the rows named by X.
+    :class:`~screener.surrogate.models.Surrogate`) is fitted on them at the first ``predict``
+    after it, which predicts the whole pool once; ``predict(X, return_std=True)`` gives
+    (mean, std) of the rows named by X.
     """
 
-    def __init__(
-        self,
-        surrogate=None,
-        fingerprints=None,
-        groups=None,
-        pure=None,
-        seed: int = 0,
-        query_fingerprints=None,
-    ):
+    def __init__(self, surrogate=None, fingerprints=None, groups=None, pure=None, seed: int = 0):
         self.surrogate = surrogate
         self.fingerprints = fingerprints
         self.groups = groups
         self.pure = pure
         self.seed = seed
-        self.query_fingerprints = query_fingerprints
 
     @staticmethod
     def _rows(X) -> np.ndarray:
@@ -259,8 +248,7 @@ class PoolRegressor(BaseEstimator, RegressorMixin):
     def predict(self, X, return_std: bool = False):
         rows = self._rows(X)
         if getattr(self, "_pool_pred", None) is None:  # the whole pool, once per fit
-            pool = self.query_fingerprints or self.fingerprints
-            self._pool_pred = self.fitted_model().predict(pool)
+            self._pool_pred = self.fitted_model().predict(self.fingerprints)
         mean, std = self._pool_pred[0][rows], self._pool_pred[1][rows]
         return (mean, std) if return_std else mean
 
@@ -364,13 +352,11 @@ def make_learner(
     X_training=None,
     y_training=None,
     seed: int = 0,
-    query_fingerprints: Sequence[dict] | None = None,
 ) -> ActiveLearner:
     """A modAL ActiveLearner with our strategy as its query strategy.
 
     A :class:`Surrogate` is wrapped in a :class:`PoolRegressor` over ``fingerprints`` / ``groups``
-    / ``pure`` (then X = pool row indices, shape (n, 1); ``query_fingerprints``, when given, are
-    what the pool is predicted from); any other scikit-learn regressor is used
+    / ``pure`` (then X = pool row indices, shape (n, 1)); any other scikit-learn regressor is used
     as is (std from ``return_std`` or per-tree spread).  ``learner.query(X_pool, n_instances=...,
     target=..., window=..., surfaces=..., exclude=..., seed=...)`` returns (indices, rows) and
     ``learner.teach(X, y)`` adds labels and refits.
@@ -385,12 +371,7 @@ def make_learner(
         if fingerprints is None or groups is None:
             raise ValueError("a Surrogate needs the pool's fingerprints and groups")
         estimator = PoolRegressor(
-            surrogate_or_estimator,
-            list(fingerprints),
-            list(groups),
-            pure,
-            seed,
-            None if query_fingerprints is None else list(query_fingerprints),
+            surrogate_or_estimator, list(fingerprints), list(groups), pure, seed
         )
     return _Learner(
         estimator=estimator,

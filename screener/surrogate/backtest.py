@@ -6,11 +6,10 @@ revealed rows, ``learner.query`` picks ``batch`` unrevealed rows with the strate
 surfaces = the pool's CV groups), ``learner.teach`` reveals their labels -- until ``budget``
 labels.  A hit is a pool row with |dE - target| <= window.
 
-The surrogate trains on the revealed rows' labelled (relaxed) structures and ranks the rest by
-:attr:`~screener.surrogate.data.LabelledSet.query_fingerprints`: the sites before relaxation when
-the file says where each relaxation started (``initial_binding``, as the project's EMT pool
-does), which is what the loop sees before a calculation; else the relaxed structures, which
-know where an adsorbate ended up and so flatter the strategies (``ranked_by`` says which).
+Rows are known by their fingerprints (:mod:`screener.surrogate.data`): the site a relaxation
+started from where the file says (``initial_binding``), which is what the loop knows before a
+calculation, else the relaxed structure, which knows where an adsorbate ended up and so flatters
+the strategies (``rows_known_by`` in the result says which).
 """
 
 from __future__ import annotations
@@ -35,6 +34,13 @@ FAST_SURROGATE = {"model": "extratrees", "n_estimators": 60}
 def _mean_or_none(values: Sequence[float | None]) -> float | None:
     kept = [v for v in values if v is not None]
     return float(np.mean(kept)) if kept else None
+
+
+def _known_by(data) -> str:
+    n = data.known_by_site if data.initial_binding else 0
+    if n == len(data):
+        return "initial sites"
+    return "relaxed structures" if n == 0 else f"initial sites ({n} of {len(data)} rows)"
 
 
 def backtest(
@@ -121,7 +127,6 @@ def backtest(
                 Surrogate(adsorbate, **fit_kwargs),
                 name,
                 fingerprints=data.fingerprints,
-                query_fingerprints=data.query_fingerprints,
                 groups=groups,
                 pure=data.pure,
                 X_training=X_pool[start],
@@ -204,6 +209,6 @@ def backtest(
         "init": int(init),
         "repeats": int(repeats),
         "spread": bool(spread),
-        "ranked_by": "initial sites" if data.initial_fingerprints else "relaxed structures",
+        "rows_known_by": _known_by(data),
         "strategies": results,
     }

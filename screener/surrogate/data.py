@@ -5,6 +5,13 @@ Each frame is an adsorbate+slab with the adsorbate tagged 0 and the surface atom
 adsorption energy in ``atoms.info[energy_key]`` (eV).  Bad data raises :class:`InputError` with
 one line naming the file and, where it applies, the frame.
 
+A row is known by the site its relaxation started from where the frame says so: ``initial_binding``
+(JSON list of the surface atoms the adsorbate was placed on, indices among the surface atoms, as
+the project's EMT pool writes) gives the fingerprint of that site on the frame's surface, which is
+what the loop knows about an unlabelled site and what it trains on for its own results (an
+adsorbate that moved during relaxation is still the outcome of calculating that site).  Without
+it the row is known by its relaxed structure.  ``relaxed_fingerprints`` always holds the latter.
+
 Cross-validation groups default to slab identity: frames cut from the same slab (different
 sites, relaxed differently) share a group, so that grouped CV never scores a site on a slab it
 has trained on.  Two frames are the same slab when their surface atoms (tag >= 1) have the same
@@ -46,8 +53,10 @@ class LabelledSet:
     atoms: list[Atoms] = field(default_factory=list)
     info: list[dict] = field(default_factory=list)
     source: str = ""
-    #: fingerprints of the sites before relaxation (info ``initial_binding``), else empty
-    initial_fingerprints: list[dict] = field(default_factory=list)
+    #: fingerprints of the labelled (relaxed) structures, whatever ``fingerprints`` holds
+    relaxed_fingerprints: list[dict] = field(default_factory=list)
+    #: per row, the surface atoms the relaxation started on (info ``initial_binding``), or None
+    initial_binding: list[list[int] | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.energies)
@@ -64,16 +73,16 @@ class LabelledSet:
             atoms=[self.atoms[i] for i in idx] if self.atoms else [],
             info=[self.info[i] for i in idx] if self.info else [],
             source=self.source,
-            initial_fingerprints=[self.initial_fingerprints[i] for i in idx]
-            if self.initial_fingerprints
+            relaxed_fingerprints=[self.relaxed_fingerprints[i] for i in idx]
+            if self.relaxed_fingerprints
             else [],
+            initial_binding=[self.initial_binding[i] for i in idx] if self.initial_binding else [],
         )
 
     @property
-    def query_fingerprints(self) -> list[dict]:
-        """What a campaign ranks unlabelled rows by: the sites before relaxation where every
-        frame says where its relaxation started, else the labelled (relaxed) structures."""
-        return self.initial_fingerprints or self.fingerprints
+    def known_by_site(self) -> int:
+        """How many rows are known by the site their relaxation started from."""
+        return sum(b is not None for b in self.initial_binding)
 
     def select(self, adsorbate: str) -> LabelledSet:
         """The rows of one adsorbate; :class:`InputError` if there are none."""
@@ -189,7 +198,7 @@ def read_labelled(
     path: str | Path, *, energy_key: str = "E_ads", group_by: str | None = None
 ) -> LabelledSet:
     """Read, check and fingerprint every frame of ``path`` (extxyz, ASE .db, ...)."""
-    from screener.enumerate.fingerprint import fingerprint_of_adslab
+    from screener.enumerate.fingerprint import fingerprint_from_binding, fingerprint_of_adslab
 
     path = Path(path)
     if not path.exists():
@@ -203,7 +212,7 @@ def read_labelled(
         raise InputError(f"{path}: no frames (empty file)")
     identity = _SlabIdentity()
     rows: dict[str, list] = {
-        k: [] for k in ("fp", "e", "ads", "grp", "pure", "atoms", "info", "initial")
+        k: [] for k in ("fp", "e", "ads", "grp", "pure", "atoms", "info", "relaxed", "binding")
     }
     for index, (atoms, info) in enumerate(frames):
         where = f"{path} frame {index}"
@@ -226,12 +235,17 @@ def read_labelled(
         else:
             group = identity.name(surface)
         try:
-            fingerprint = fingerprint_of_adslab(atoms)
+            relaxed = fingerprint_of_adslab(atoms)
         except ValueError as error:
             raise InputError(f"{where}: cannot fingerprint ({error})") from error
+        binding = None
+        fingerprint = relaxed
         if "initial_binding" in info:
-            rows["initial"].append(_initial_fingerprint(surface, info["initial_binding"], where))
+            binding = _initial_binding(info["initial_binding"], len(surface), where)
+            fingerprint = fingerprint_from_binding(surface, binding)
         rows["fp"].append(fingerprint)
+        rows["relaxed"].append(relaxed)
+        rows["binding"].append(binding)
         rows["e"].append(energy)
         rows["ads"].append(adsorbate)
         rows["grp"].append(group)
@@ -247,23 +261,22 @@ def read_labelled(
         atoms=rows["atoms"],
         info=rows["info"],
         source=str(path),
-        initial_fingerprints=rows["initial"] if len(rows["initial"]) == len(frames) else [],
+        relaxed_fingerprints=rows["relaxed"],
+        initial_binding=rows["binding"],
     )
 
 
-def _initial_fingerprint(surface: Atoms, value, where: str) -> dict:
-    """Fingerprint of the site a relaxation started from: ``value`` lists the surface atoms the
-    adsorbate was placed on (indices among the surface atoms, JSON text or a sequence)."""
-    from screener.enumerate.fingerprint import fingerprint_from_binding
-
+def _initial_binding(value, n_surface: int, where: str) -> list[int]:
+    """The surface atoms an adsorbate was placed on: indices among the surface atoms (tag >= 1),
+    as JSON text or a sequence."""
     try:
         binding = json.loads(value) if isinstance(value, str) else list(np.ravel(value))
         binding = [int(i) for i in binding]
     except (TypeError, ValueError) as error:
         raise InputError(f"{where}: initial_binding is not a list of atom indices") from error
-    if not binding or min(binding) < 0 or max(binding) >= len(surface):
+    if not binding or min(binding) < 0 or max(binding) >= n_surface:
         raise InputError(
             f"{where}: initial_binding {binding} is not a non-empty list of surface-atom "
-            f"indices (0..{len(surface) - 1})"
+            f"indices (0..{n_surface - 1})"
         )
-    return fingerprint_from_binding(surface, binding)
+    return binding

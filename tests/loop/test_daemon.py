@@ -18,7 +18,8 @@ import pytest
 from screener.daemon import Daemon, LeaseHeldError, LeaseKeeper, is_paused, set_paused
 from screener.enumerate.seed import plan_seed, seed
 from screener.errors import InputError
-from screener.store import open_store
+from screener.learning import training_rows
+from screener.store import Site, open_store
 from screener.store.documents import Calculation, Cycle, Job, Lease, _now
 
 SCREENER = str(Path(sys.executable).with_name("screener"))
@@ -91,6 +92,11 @@ def test_cycles_submit_train_and_record(settings):
         # jobs chosen by a model carry what it predicted, for the parity plot
         chosen = [j for j in Job.objects if j.predicted.get("model_version")]
         assert chosen and all(j.predicted["std"] > 0 for j in chosen)
+        # own results train as the site they calculated (the fingerprint sites are scored by)
+        rows = training_rows("Cu-Pd", "H", "emt")
+        assert rows["sites"] and all(rows["sites"])
+        for site_id, fp in zip(rows["sites"], rows["fps"], strict=True):
+            assert fp == Site.objects(id=site_id).get().fingerprint
     counts = _invariants(settings)
     assert counts["jobs"] == 32 and counts["done"] == 32
 

@@ -136,30 +136,6 @@ def test_active_learner_query_and_teach_with_a_surrogate():
     assert learner.estimator.model_.info["n"] == len(start) + 5
 
 
-def test_pool_is_ranked_by_query_fingerprints_when_given():
-    """Trained on the labelled structures, the pool predicted from query_fingerprints."""
-    data = pool("CO")
-    X = np.arange(len(data)).reshape(-1, 1)
-    start = np.arange(0, len(data), 4)
-    shuffled = list(reversed(data.fingerprints))
-    learner = make_learner(
-        Surrogate("CO", model="extratrees", n_estimators=20),
-        "target-window",
-        fingerprints=data.fingerprints,
-        query_fingerprints=shuffled,
-        groups=data.groups,
-        X_training=X[start],
-        y_training=data.energies[start],
-    )
-    mean, std = learner.estimator.predict(X, return_std=True)
-    model = learner.estimator.model_
-    assert model.info["n"] == len(start)
-    expected_mean, expected_std = model.predict(shuffled)
-    np.testing.assert_allclose(mean, expected_mean)
-    np.testing.assert_allclose(std, expected_std)
-    assert not np.allclose(mean, model.predict(data.fingerprints)[0])
-
-
 def test_active_learner_with_a_plain_sklearn_forest():
     from sklearn.ensemble import RandomForestRegressor
 

@@ -138,23 +138,27 @@ def test_bad_data_is_input_error_naming_file_and_frame(tmp_path, frames, case, m
     assert error.value.exit_code == 2
 
 
-def test_initial_binding_gives_the_fingerprint_before_relaxation(tmp_path, frames):
-    """A relaxation that started on another site: ranking uses where it started."""
+def test_initial_binding_makes_a_row_known_by_its_starting_site(tmp_path, frames):
+    """A relaxation that started on another site is known by where it started."""
     from screener.enumerate.fingerprint import binding_atoms, fingerprint_of_adslab
 
     chosen = [f.copy() for f in frames[:4]]
     for a, f in zip(chosen, frames[:4], strict=True):
         a.info = {k: v for k, v in f.info.items() if not k.startswith("_")}
+    relaxed = [fingerprint_of_adslab(a) for a in chosen]
     data = read_labelled(_write(tmp_path / "plain.extxyz", chosen))
-    assert data.initial_fingerprints == [] and data.query_fingerprints is data.fingerprints
+    assert data.fingerprints == data.relaxed_fingerprints == relaxed
+    assert data.known_by_site == 0
     started = [chosen[1], chosen[0], chosen[3], chosen[2]]  # each frame started on another site
     for a, b in zip(chosen, started, strict=True):
         a.info["initial_binding"] = str(binding_atoms(b))
     data = read_labelled(_write(tmp_path / "initial.extxyz", chosen))
-    assert data.fingerprints == [fingerprint_of_adslab(a) for a in chosen]
-    assert data.initial_fingerprints == [fingerprint_of_adslab(b) for b in started]
-    assert data.query_fingerprints == data.initial_fingerprints != data.fingerprints
-    assert data.take([1]).initial_fingerprints == [data.initial_fingerprints[1]]
+    assert data.fingerprints == [fingerprint_of_adslab(b) for b in started] != relaxed
+    assert data.relaxed_fingerprints == relaxed and data.known_by_site == 4
+    assert data.initial_binding == [binding_atoms(b) for b in started]
+    part = data.take([1])
+    assert part.fingerprints == [data.fingerprints[1]]
+    assert part.relaxed_fingerprints == [relaxed[1]] and part.known_by_site == 1
 
 
 def test_energy_key_option_and_select_errors(tmp_path, frames):
