@@ -547,11 +547,15 @@ def backtest(
     repeats: Annotated[int, typer.Option(help="seeds to average over")] = 3,
     energy_key: EnergyKeyOption = "E_ads",
     group_by: GroupOption = None,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="cheaper surrogate (60 extra trees, no model choice)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Simulate a screening campaign on a labelled pool; compare strategies on the same pool."""
     from screener.errors import InputError
     from screener.surrogate.acquisition import STRATEGIES
+    from screener.surrogate.backtest import FAST_SURROGATE
     from screener.surrogate.backtest import backtest as run_backtest
 
     for name in [strategy, *(compare or [])]:
@@ -570,6 +574,7 @@ def backtest(
         batch=batch,
         init=init,
         repeats=repeats,
+        surrogate=FAST_SURROGATE if fast else None,
     )
     if as_json:
         _print_json(result)

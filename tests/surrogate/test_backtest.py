@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from ase.io import write
 
 from screener.errors import InputError
 from screener.surrogate.backtest import backtest
-from tests.surrogate import pool
+from tests.surrogate import make_frames, pool, slab_specs
+
+SCREENER = str(Path(sys.executable).with_name("screener"))
 
 CHEAP = {"model": "extratrees", "n_estimators": 20, "inner_folds": 2}
 
@@ -72,3 +78,33 @@ def test_backtest_input_errors(data):
         backtest(data, budget=5, init=10)
     with pytest.raises(InputError, match="no hits in the pool"):
         backtest(data, target=5.0)
+
+
+def test_cli_backtest_json_and_bad_input(tmp_path, cli_env):
+    """`screener backtest` as a user runs it: one JSON object; bad input exits 2, one line."""
+    frames = make_frames(("CO",), slab_specs(1), offsets=((0, 0),))
+    for atoms in frames:
+        del atoms.info["_fp"]
+    path = tmp_path / "pool.extxyz"
+    write(path, frames, format="extxyz")
+    energies = np.array([a.info["E_ads"] for a in frames])
+    target = float(np.quantile(energies, 0.1))
+
+    def run(*args):
+        command = [SCREENER, "backtest", "--data", str(path), "--adsorbate", "CO", *args]
+        return subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=600)
+
+    done = run(
+        "--target", str(target), "--window", "0.05", "--budget", "30", "--batch", "5",
+        "--init", "5", "--compare", "random", "--repeats", "1", "--fast", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["pool"] == len(frames) and result["hits"] > 0
+    assert set(result["strategies"]) == {"target-window", "random"}
+    assert result["rows_known_by"] == "relaxed structures"
+    for run_ in result["strategies"].values():
+        assert run_["curve"][0]["labelled"] == 5 and run_["curve"][-1]["labelled"] <= 30
+    bad = run("--strategy", "nope")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown strategy")
+    assert len(bad.stderr.strip().splitlines()) == 1
