@@ -1,10 +1,11 @@
 """Surfaces ranked by how close their binding energy is to a target (Tran & Ulissi 2018).
 
 A surface's binding energy is the minimum over its sites.  Where the surface has finished,
-unflagged results of the profile, the DFT minimum is used (``source: "dft"``, std 0); elsewhere
-the lowest surrogate mean over its sites, with that site's std (``source: "predicted"``).  A
-surface with some DFT sites uses the DFT value: the sites the loop picked there were chosen as the
-most promising, so their minimum stands for the surface.
+unflagged results of the profile, their minimum is used (``source: "calculated"``, std 0: DFT with
+the gpaw profiles, EMT with emt); elsewhere the lowest surrogate mean over its sites, with that
+site's std (``source: "predicted"``).  A surface with some calculated sites uses the calculated
+value: the sites the loop picked there were chosen as the most promising, so their minimum stands
+for the surface.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from screener.store.documents import Calculation
 
 
 def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict[str, Any]]:
-    """Surface id -> {energy, std, source, site_id, n_dft} for one adsorbate."""
+    """Surface id -> {energy, std, source, site_id, n_calculated} for one adsorbate."""
     sites = space_sites(space, adsorbate)
     surface_of = dict(zip(sites["ids"], sites["surfaces"], strict=True))
     out: dict[str, dict[str, Any]] = {}
@@ -32,14 +33,21 @@ def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict
         surface = surface_of[site]
         energy = float(calc["adsorption_energy"])
         row = out.setdefault(
-            surface, {"energy": energy, "std": 0.0, "source": "dft", "site_id": site, "n_dft": 0}
+            surface,
+            {
+                "energy": energy,
+                "std": 0.0,
+                "source": "calculated",
+                "site_id": site,
+                "n_calculated": 0,
+            },
         )
-        row["n_dft"] += 1
+        row["n_calculated"] += 1
         if energy < row["energy"]:
             row.update(energy=energy, site_id=site)
     for site, (mean, std) in stored_predictions(space, adsorbate, profile).items():
         surface = surface_of.get(site)
-        if surface is None or out.get(surface, {}).get("source") == "dft":
+        if surface is None or out.get(surface, {}).get("source") == "calculated":
             continue
         row = out.get(surface)
         if row is None or mean < row["energy"]:
@@ -48,7 +56,7 @@ def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict
                 "std": float(std),
                 "source": "predicted",
                 "site_id": site,
-                "n_dft": 0,
+                "n_calculated": 0,
             }
     return out
 
@@ -101,7 +109,7 @@ def candidates(
                 "std": round(row["std"], 4),
                 "source": row["source"],
                 "site_id": row["site_id"],
-                "n_dft": row["n_dft"],
+                "n_calculated": row["n_calculated"],
                 "distance": round(distance, 4),
                 "in_window": distance <= window,
                 "profile": profile,

@@ -73,7 +73,7 @@ def report_data(space: str, profile: str) -> dict[str, Any]:
         )
     }
     parity: dict[str, dict[str, list]] = {
-        a: {"dft": [], "predicted": [], "std": []} for a in doc.adsorbates
+        a: {"calculated": [], "predicted": [], "std": []} for a in doc.adsorbates
     }
     hits_by_cycle: dict[str, Counter] = {a: Counter() for a in doc.adsorbates}
     done_by_cycle: Counter = Counter()
@@ -89,7 +89,7 @@ def report_data(space: str, profile: str) -> dict[str, Any]:
             hits_by_cycle[adsorbate][job.get("cycle") or 0] += 1
         predicted = job.get("predicted") or {}
         if predicted.get("mean") is not None:
-            parity[adsorbate]["dft"].append(energy)
+            parity[adsorbate]["calculated"].append(energy)
             parity[adsorbate]["predicted"].append(predicted["mean"])
             parity[adsorbate]["std"].append(predicted.get("std"))
 
@@ -143,8 +143,8 @@ def report_data(space: str, profile: str) -> dict[str, Any]:
 def parity_mae(parity: dict[str, dict[str, list]]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for adsorbate, pairs in parity.items():
-        if pairs["dft"]:
-            diff = np.array(pairs["dft"]) - np.array(pairs["predicted"])
+        if pairs["calculated"]:
+            diff = np.array(pairs["calculated"]) - np.array(pairs["predicted"])
             out[adsorbate] = float(np.abs(diff).mean())
         else:
             out[adsorbate] = None

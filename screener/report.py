@@ -191,6 +191,12 @@ def _header(data: dict) -> str:
     return "\n".join(parts)
 
 
+def _calc(data: dict) -> str:
+    """What the calculations were: the profile's name (never "DFT" for an EMT run)."""
+    profile = str(data.get("profile") or "calculation")
+    return f"DFT ({profile})" if profile.startswith("gpaw") else profile.upper()
+
+
 def _map_points(surfaces: Sequence[dict]) -> list[tuple[float, float, bool]]:
     points = []
     for row in surfaces:
@@ -200,8 +206,8 @@ def _map_points(surfaces: Sequence[dict]) -> list[tuple[float, float, bool]]:
         x, y = _num(x_entry.get("energy")), _num(y_entry.get("energy"))
         if x is None or y is None:
             continue
-        dft = x_entry.get("source") == "dft" and y_entry.get("source") == "dft"
-        points.append((x, y, dft))
+        calculated = x_entry.get("source") == y_entry.get("source") == "calculated"
+        points.append((x, y, calculated))
     return points
 
 
@@ -235,8 +241,8 @@ def _map_section(data: dict) -> str:
             lw=0,
             label=f"{MAP_Y} target ± window",
         )
-    predicted = [(x, y) for x, y, dft in points if not dft]
-    known = [(x, y) for x, y, dft in points if dft]
+    predicted = [(x, y) for x, y, calculated in points if not calculated]
+    known = [(x, y) for x, y, calculated in points if calculated]
     if predicted:
         xs, ys = zip(*predicted, strict=True)
         ax.scatter(
@@ -250,7 +256,7 @@ def _map_section(data: dict) -> str:
         )
     if known:
         xs, ys = zip(*known, strict=True)
-        ax.scatter(xs, ys, s=22, color="k", label=f"DFT for both CO and H ({len(known)})")
+        ax.scatter(xs, ys, s=22, color="k", label=f"{_calc(data)} for both CO and H ({len(known)})")
     ax.set_xlabel(f"dE$_{{\\mathrm{{{MAP_X}}}}}$ / eV")
     ax.set_ylabel(f"dE$_{{\\mathrm{{{MAP_Y}}}}}$ / eV")
     ax.set_title("lowest-site adsorption energy per surface", fontsize=10)
@@ -261,7 +267,8 @@ def _map_section(data: dict) -> str:
 
     hits = sum(_in_window(x, target_x) and _in_window(y, target_y) for x, y, _ in points)
     caption = (
-        f"{len(points)} of {len(surfaces)} surfaces have both values; {len(known)} from DFT for "
+        f"{len(points)} of {len(surfaces)} surfaces have both values; {len(known)} calculated "
+        f"({_calc(data)}) for "
         f"both (filled), the others use the surrogate for at least one (open). "
         f"{hits} lie in both target windows."
     )
@@ -308,10 +315,11 @@ def _candidates_section(data: dict) -> str:
 
 def _parity_pairs(entry: dict | None) -> tuple[list[float], list[float], list[float | None]]:
     entry = entry or {}
-    dft, predicted = list(entry.get("dft") or []), list(entry.get("predicted") or [])
+    calculated = list(entry.get("calculated") or [])
+    predicted = list(entry.get("predicted") or [])
     stds = list(entry.get("std") or [])
     xs, ys, es = [], [], []
-    for i, (x, y) in enumerate(zip(dft, predicted, strict=False)):
+    for i, (x, y) in enumerate(zip(calculated, predicted, strict=False)):
         x, y = _num(x), _num(y)
         if x is None or y is None:
             continue
@@ -322,7 +330,7 @@ def _parity_pairs(entry: dict | None) -> tuple[list[float], list[float], list[fl
 
 
 def _parity_section(data: dict) -> str:
-    head = "<h2>Parity: prediction before the calculation vs DFT</h2>"
+    head = f"<h2>Parity: prediction before the calculation vs {escape(_calc(data))}</h2>"
     parity = data.get("parity") or {}
     names = [a for a in _adsorbates(data) if a in parity or a in (MAP_X, MAP_Y)]
     pairs = {a: _parity_pairs(parity.get(a)) for a in names}
@@ -362,7 +370,7 @@ def _parity_section(data: dict) -> str:
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal", adjustable="box")
-        ax.set_xlabel(f"DFT dE$_{{\\mathrm{{{_mpl(adsorbate)}}}}}$ / eV")
+        ax.set_xlabel(f"{_calc(data)} dE$_{{\\mathrm{{{_mpl(adsorbate)}}}}}$ / eV")
         ax.set_ylabel("predicted dE / eV")
         ax.set_title(f"{_mpl(adsorbate)}: MAE {mae:.3f} eV", fontsize=10)
         ax.grid(alpha=0.3)
@@ -518,7 +526,7 @@ def write_report(data: dict, path: str | Path) -> Path:
         ``how_to_gpaw`` (strings), ``targets`` (``{adsorbate: {"target", "window"}}``),
         ``surfaces`` (rows with ``surface``, ``bulk_formula``, ``miller`` and per adsorbate
         ``{"energy", "std", "source"}`` or None), ``candidates`` (``{adsorbate: [rows]}``),
-        ``parity`` (``{adsorbate: {"dft", "predicted", "std"}}``, aligned lists), ``curve``
+        ``parity`` (``{adsorbate: {"calculated", "predicted", "std"}}``, aligned lists), ``curve``
         (rows with ``cycle``, ``calculations`` and per-adsorbate dicts ``mae``,
         ``coverage90``, ``hits``) and ``cycles`` (rows with ``cycle``, ``submitted``,
         ``finished``, ``failed``, ``seconds``, ``model_versions``).  Lists may be empty and
@@ -577,8 +585,8 @@ def report_summary(data: dict) -> str:
             for row in surfaces
             if row.get(adsorbate) and _num(row[adsorbate].get("energy")) is not None
         ]
-        dft = sum(1 for entry in known if entry.get("source") == "dft")
-        counts.append(f"{adsorbate} {len(known)} ({dft} DFT)")
+        done = sum(1 for entry in known if entry.get("source") == "calculated")
+        counts.append(f"{adsorbate} {len(known)} ({done} calculated)")
     both = len(_map_points(surfaces))
     lines.append(
         f"surfaces: {len(surfaces)}; with a value: {', '.join(counts) or 'none'}; "

@@ -42,16 +42,22 @@ def _candidate(surface: str, energy: float, std: float, source: str, miller=(1, 
 @pytest.fixture
 def full_data() -> dict:
     surfaces = [
-        _surface("proto:fcc:Cu|111|0.0/top", _entry(-0.5, 0.0, "dft"), _entry(-0.3, 0.0, "dft")),
+        _surface(
+            "proto:fcc:Cu|111|0.0/top",
+            _entry(-0.5, 0.0, "calculated"),
+            _entry(-0.3, 0.0, "calculated"),
+        ),
         _surface(
             "proto:fcc:Pd|100|0.0/top",
             _entry(-0.68, 0.1, "predicted"),
             _entry(-0.25, 0.12, "predicted"),
             (1, 0, 0),
         ),
-        _surface("proto:fcc:Ag|111|0.0/top", _entry(0.1, 0.0, "dft"), None),
+        _surface("proto:fcc:Ag|111|0.0/top", _entry(0.1, 0.0, "calculated"), None),
         _surface(
-            "proto:fcc:Au|211|0.0/top", _entry(-0.2, 0.0, "dft"), _entry(float("nan"), 0, "x")
+            "proto:fcc:Au|211|0.0/top",
+            _entry(-0.2, 0.0, "calculated"),
+            _entry(float("nan"), 0, "x"),
         ),
     ]
     for i in range(20):
@@ -59,7 +65,7 @@ def full_data() -> dict:
             _surface(
                 f"proto:L1_0:CuPd|{i}|0.0/top",
                 _entry(-1.0 + 0.05 * i, 0.1, "predicted"),
-                _entry(-0.6 + 0.03 * i, 0.05, "dft" if i % 2 else "predicted"),
+                _entry(-0.6 + 0.03 * i, 0.05, "calculated" if i % 2 else "predicted"),
             )
         )
     return {
@@ -74,17 +80,17 @@ def full_data() -> dict:
         "candidates": {
             "CO": [
                 _candidate("proto:fcc:Pd|100|0.0/top", -0.68, 0.1, "predicted", (1, 0, 0)),
-                _candidate("<script>evil()</script>", -0.61, 0.0, "dft", (1, -1, 0)),
+                _candidate("<script>evil()</script>", -0.61, 0.0, "calculated", (1, -1, 0)),
             ],
-            "H": [_candidate("proto:fcc:Cu|111|0.0/top", -0.3, 0.0, "dft")],
+            "H": [_candidate("proto:fcc:Cu|111|0.0/top", -0.3, 0.0, "calculated")],
         },
         "parity": {
             "CO": {
-                "dft": [-0.5, 0.1, -0.2],
+                "calculated": [-0.5, 0.1, -0.2],
                 "predicted": [-0.4, 0.0, -0.3],
                 "std": [0.1, 0.2, 0.1],
             },
-            "H": {"dft": [-0.3, -0.1], "predicted": [-0.2, None], "std": [0.1, 0.1]},
+            "H": {"calculated": [-0.3, -0.1], "predicted": [-0.2, None], "std": [0.1, 0.1]},
         },
         "curve": [
             {
@@ -136,8 +142,8 @@ def empty_data() -> dict:
         "surfaces": [_surface("proto:fcc:Cu|111|0.0/top", None, _entry(-0.3, 0.1, "predicted"))],
         "candidates": {"CO": [], "H": []},
         "parity": {
-            "CO": {"dft": [], "predicted": [], "std": []},
-            "H": {"dft": [], "predicted": [], "std": []},
+            "CO": {"calculated": [], "predicted": [], "std": []},
+            "H": {"calculated": [], "predicted": [], "std": []},
         },
         "curve": [],
         "cycles": [],
@@ -178,6 +184,9 @@ def test_full_report(full_data: dict, tmp_path: Path) -> None:
     assert '1<span class="ovl">1</span>0' in text
     # cycle table
     assert "10.0" in text and "CO v2, H –" in text
+    # EMT results are called what they are: "DFT" only in the notice that they are not
+    assert "Parity: prediction before the calculation vs EMT" in text
+    assert text.count("DFT") == NOTICE.count("DFT")
     # no stray temporary files
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]
 
