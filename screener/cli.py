@@ -97,7 +97,7 @@ def _print_seed_report(report, n_bulks: int, elapsed: float) -> None:
     if report.upgraded_results:
         out.print(
             f"recomputed the fingerprints of {report.upgraded_results} stored results from "
-            "their relaxed structures (current fingerprint version)"
+            "their structures (current fingerprint version)"
         )
     if report.skipped_surfaces:
         out.print(

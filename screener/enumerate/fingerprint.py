@@ -135,12 +135,17 @@ def binding_atoms(adslab: Atoms) -> list[int]:
     return sorted(int(i) for i in bound)
 
 
-def fingerprint_of_adslab(adslab: Atoms, bonds: SlabBonds | None = None) -> dict:
+def fingerprint_of_adslab(
+    adslab: Atoms, bonds: SlabBonds | None = None, binding: list[int] | None = None
+) -> dict:
     """Fingerprint of an adsorbate+slab (adsorbate tagged 0), enumerated or relaxed.
 
-    ``bonds`` may carry the bare slab's bonds (slab atoms first, in the same order).
+    ``bonds`` may carry the bare slab's bonds (slab atoms first, in the same order).  ``binding``
+    (indices among the surface atoms) names the site instead of the adsorbate's position: the
+    site a relaxation started from.
     """
     surface = np.nonzero(adslab.get_tags() > 0)[0]
-    index = {old: new for new, old in enumerate(surface)}
-    binding = [index[b] for b in binding_atoms(adslab)]
+    if binding is None:
+        index = {old: new for new, old in enumerate(surface)}
+        binding = [index[b] for b in binding_atoms(adslab)]
     return fingerprint_from_binding(adslab[surface], binding, bonds)

@@ -253,7 +253,7 @@ def _upgrade_result_fingerprints(space: str, bulk_ids: list[ObjectId]) -> int:
     """Recompute the fingerprints of the space's finished adsorption results that an older
     fingerprint version computed, from their stored structures (and ``initial_binding``).
     Returns how many were rewritten."""
-    from screener.enumerate.fingerprint import fingerprint_from_binding, fingerprint_of_adslab
+    from screener.enumerate.fingerprint import fingerprint_of_adslab
     from workflows.structures import atoms_from_dict
 
     collection = Calculation._get_collection()
@@ -267,12 +267,8 @@ def _upgrade_result_fingerprints(space: str, bulk_ids: list[ObjectId]) -> int:
     for doc in list(collection.find(query, {"structure": 1, "initial_binding": 1})):
         if not doc.get("structure"):
             continue
-        atoms = atoms_from_dict(doc["structure"])
-        if doc.get("initial_binding"):  # an import known by the site it started from
-            surface = atoms[atoms.get_tags() > 0]
-            fingerprint = fingerprint_from_binding(surface, list(doc["initial_binding"]))
-        else:
-            fingerprint = fingerprint_of_adslab(atoms)
+        binding = doc.get("initial_binding") or None  # an import known by its starting site
+        fingerprint = fingerprint_of_adslab(atoms_from_dict(doc["structure"]), binding=binding)
         collection.update_one({"_id": doc["_id"]}, {"$set": {"fingerprint": fingerprint}})
         upgraded += 1
     return upgraded

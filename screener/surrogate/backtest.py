@@ -37,7 +37,7 @@ def _mean_or_none(values: Sequence[float | None]) -> float | None:
 
 
 def _known_by(data) -> str:
-    n = data.known_by_site if data.initial_binding else 0
+    n = data.known_by_site
     if n == len(data):
         return "initial sites"
     return "relaxed structures" if n == 0 else f"initial sites ({n} of {len(data)} rows)"

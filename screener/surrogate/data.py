@@ -198,7 +198,7 @@ def read_labelled(
     path: str | Path, *, energy_key: str = "E_ads", group_by: str | None = None
 ) -> LabelledSet:
     """Read, check and fingerprint every frame of ``path`` (extxyz, ASE .db, ...)."""
-    from screener.enumerate.fingerprint import fingerprint_from_binding, fingerprint_of_adslab
+    from screener.enumerate.fingerprint import SlabBonds, fingerprint_of_adslab
 
     path = Path(path)
     if not path.exists():
@@ -234,15 +234,16 @@ def read_labelled(
             group = str(info[group_by])
         else:
             group = identity.name(surface)
+        bonds = SlabBonds.of(surface)  # shared by the relaxed and the starting site
         try:
-            relaxed = fingerprint_of_adslab(atoms)
+            relaxed = fingerprint_of_adslab(atoms, bonds)
         except ValueError as error:
             raise InputError(f"{where}: cannot fingerprint ({error})") from error
         binding = None
         fingerprint = relaxed
         if "initial_binding" in info:
             binding = _initial_binding(info["initial_binding"], len(surface), where)
-            fingerprint = fingerprint_from_binding(surface, binding)
+            fingerprint = fingerprint_of_adslab(atoms, bonds, binding)
         rows["fp"].append(fingerprint)
         rows["relaxed"].append(relaxed)
         rows["binding"].append(binding)
