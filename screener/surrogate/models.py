@@ -383,12 +383,14 @@ def evaluate(
     feature_set: str = DEFAULT_FEATURE_SET,
     n_estimators: int = 150,
     candidates: tuple[str, ...] = CANDIDATES,
+    out_of_fold: bool = False,
 ) -> dict:
     """Grouped K-fold CV of the whole :meth:`Surrogate.fit` (selection, references, calibration
     all fitted on each outer training part only).
 
     Returns mae, rmse, mdae (median absolute error), coverage90 (share of held-out rows inside
-    mean +/- 1.645 std), n, folds, model (the one chosen most often) and fold_models.
+    mean +/- 1.645 std), n, folds, model (the one chosen most often) and fold_models; with
+    ``out_of_fold``, also ``out_of_fold``: {"mean", "std"} arrays of the held-out predictions.
     """
     adsorbate = _single_adsorbate(data)
     _check_cv(data, folds)
@@ -417,6 +419,8 @@ def evaluate(
         adsorbate=adsorbate,
         feature_set=feature_set,
     )
+    if out_of_fold:
+        out["out_of_fold"] = {"mean": mean, "std": std}
     return out
 
 
