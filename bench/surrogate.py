@@ -62,14 +62,15 @@ def build_emt_pool(elements: str, max_miller: int, out: Path, processes: int = 1
     from screener.enumerate.seed import plan_seed, seed
     from screener.settings import use_settings
     from screener.store import open_store
+    from screener.store.server import stopped_after
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-surrogate-") as tmp:
-        with use_settings(data_dir=Path(tmp) / "data", dask_workers=0) as settings:
+        data_dir = Path(tmp) / "data"
+        with stopped_after(data_dir), use_settings(data_dir=data_dir, dask_workers=0) as settings:
             with open_store(settings) as store:
                 plan = plan_seed(elements, "CO,H", max_miller=max_miller, settings=settings)
                 seed(plan, store)
-                store.commit()
                 seeded = time.perf_counter() - start
                 log(f"seeded {plan.space} in {seeded:.0f} s; labelling with EMT ...")
                 done = [0]

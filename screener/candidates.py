@@ -15,22 +15,26 @@ from typing import Any
 from bson import ObjectId
 
 from screener.errors import InputError
-from screener.learning import default_profile, space_sites, stored_predictions, usable_results
+from screener.learning import default_profile, stored_predictions, usable_results
 from screener.queries import get_space
 from screener.store import Surface
 from screener.store.documents import Calculation
 
 
 def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict[str, Any]]:
-    """Surface id -> {energy, std, source, site_id, n_calculated} for one adsorbate."""
-    sites = space_sites(space, adsorbate)
-    surface_of = dict(zip(sites["ids"], sites["surfaces"], strict=True))
+    """Surface id -> {energy, std, source, site_id, n_calculated} for one adsorbate.
+
+    Reads the space's usable results and the latest model's per-surface predictions: no site is
+    read.
+    """
+    doc = get_space(space)
     out: dict[str, dict[str, Any]] = {}
     query = usable_results(profile, adsorbate)
-    query["site"] = {"$in": [ObjectId(i) for i in sites["ids"]]}
-    for calc in Calculation._get_collection().find(query, {"site": 1, "adsorption_energy": 1}):
-        site = str(calc["site"])
-        surface = surface_of[site]
+    query["bulk"] = {"$in": list(doc.bulks)}
+    query["site"] = {"$ne": None}
+    projection = {"site": 1, "surface": 1, "adsorption_energy": 1}
+    for calc in Calculation._get_collection().find(query, projection):
+        site, surface = str(calc["site"]), str(calc["surface"])
         energy = float(calc["adsorption_energy"])
         row = out.setdefault(
             surface,
@@ -45,19 +49,19 @@ def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict
         row["n_calculated"] += 1
         if energy < row["energy"]:
             row.update(energy=energy, site_id=site)
-    for site, (mean, std) in stored_predictions(space, adsorbate, profile).items():
-        surface = surface_of.get(site)
-        if surface is None or out.get(surface, {}).get("source") == "calculated":
-            continue
-        row = out.get(surface)
-        if row is None or mean < row["energy"]:
-            out[surface] = {
-                "energy": float(mean),
-                "std": float(std),
-                "source": "predicted",
-                "site_id": site,
-                "n_calculated": 0,
-            }
+    predicted = stored_predictions(space, adsorbate, profile, level="surface")
+    if predicted is not None:
+        for surface, site, mean, std in zip(
+            predicted.surfaces, predicted.sites, predicted.mean, predicted.std, strict=True
+        ):
+            if surface not in out:
+                out[surface] = {
+                    "energy": float(mean),
+                    "std": float(std),
+                    "source": "predicted",
+                    "site_id": site,
+                    "n_calculated": 0,
+                }
     return out
 
 
@@ -92,10 +96,12 @@ def candidates(
     target = DEFAULT_TARGETS[adsorbate] if target is None else target
     window = DEFAULT_WINDOW if window is None else window
     energies = surface_energies(space, adsorbate, profile)
-    docs = surface_docs(list(energies))
+    ranked = sorted(energies, key=lambda s: (abs(energies[s]["energy"] - target), s))
+    ranked = ranked[:limit] if limit else ranked
+    docs = surface_docs(ranked)
     rows = []
-    for surface_id, row in energies.items():
-        surface = docs.get(surface_id, {})
+    for surface_id in ranked:
+        row, surface = energies[surface_id], docs.get(surface_id, {})
         distance = abs(row["energy"] - target)
         rows.append(
             {
@@ -116,5 +122,4 @@ def candidates(
                 "target": target,
             }
         )
-    rows.sort(key=lambda r: (r["distance"], r["surface"] or ""))
-    return rows[:limit] if limit else rows
+    return rows

@@ -181,8 +181,8 @@ def demo(
 ) -> None:
     """The closed loop end to end on this machine, with EMT as a toy oracle, and an HTML report.
 
-    Seeds the space, runs the daemon for a few cycles (embedded store, FireWorks workers in this
-    process), prints candidate surfaces for CO (-0.67 eV) and H (-0.27 eV) and the learning
+    Seeds the space, runs the daemon for a few cycles (FireWorks rockets in its process), prints
+    candidate surfaces for CO (-0.67 eV) and H (-0.27 eV) and the learning
     curve, and writes the report.
     """
     from screener.daemon import Daemon
@@ -710,7 +710,7 @@ def run(
         bool | None,
         typer.Option(
             "--workers/--no-workers",
-            help="run FireWorks rockets in this process (default: yes with the embedded store)",
+            help="run FireWorks rockets in this process (default: SCREENER_LAUNCHER=local)",
         ),
     ] = None,
     seed: Annotated[
@@ -747,8 +747,10 @@ def pause(space: Annotated[str, typer.Option(help="space name")]) -> None:
     """Pause a space's daemon before its next cycle (it keeps its lease and heartbeat)."""
     from screener.daemon import set_paused
     from screener.settings import load_settings
+    from screener.store import open_store
 
-    set_paused(load_settings(), space, True)
+    with open_store(load_settings()) as store:
+        set_paused(store, space, True)
     out.print(f"{space}: paused (resume with `screener resume --space {space}`)")
 
 
@@ -757,8 +759,10 @@ def resume(space: Annotated[str, typer.Option(help="space name")]) -> None:
     """Resume a paused space's daemon."""
     from screener.daemon import set_paused
     from screener.settings import load_settings
+    from screener.store import open_store
 
-    set_paused(load_settings(), space, False)
+    with open_store(load_settings()) as store:
+        set_paused(store, space, False)
     out.print(f"{space}: resumed")
 
 
@@ -823,23 +827,83 @@ def _candidate_table(rows: list[dict]) -> None:
 def lpad(ctx: typer.Context) -> None:
     """FireWorks' own `lpad` on screener's database, e.g. `screener lpad get_fws -s FIZZLED`.
 
-    With the embedded store this is the way to use lpad: it runs inside screener, holding the
-    store's lock, and commits what lpad changed (rerun_fws, defuse_fws, ...).
+    Runs FireWorks' `lpad` with the LaunchPad file of the store in use
+    (`<data_dir>/my_launchpad.yaml`, written first); `lpad -l` that file works as well.
     """
-    from fireworks.scripts import lpad_run
+    import subprocess
 
     from screener.settings import load_settings
     from screener.store import open_store
+    from screener.store.launchpad_file import write_launchpad_file
 
-    with open_store(load_settings()) as store:
-        launchpad = store.launchpad()
-        lpad_run.get_lp = lambda args: launchpad
-        try:
-            code = lpad_run.lpad(list(ctx.args) or ["-h"])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0
-        store.commit()
-    raise typer.Exit(code or 0)
+    with open_store(load_settings(), readonly=True) as store:
+        path = write_launchpad_file(store)
+    command = [str(Path(sys.executable).parent / "lpad"), "-l", str(path)]
+    code = subprocess.call([*command, *(list(ctx.args) or ["-h"])])
+    raise typer.Exit(code)
+
+
+db_app = typer.Typer(help="The local database server of the data directory (SecantusDB).")
+app.add_typer(db_app, name="db")
+
+
+def _local_data_dir() -> Path:
+    from screener.errors import InputError
+    from screener.settings import load_settings
+
+    settings = load_settings()
+    if settings.mongo_uri:
+        raise InputError(
+            "SCREENER_MONGO_URI is set: the store is that MongoDB server, no local server is used"
+        )
+    return settings.data_dir
+
+
+def _server_line(state) -> str:
+    if state.running:
+        return f"running: pid {state.pid}, {state.uri} (storage {state.storage}, log {state.log})"
+    return f"not running (storage {state.storage}, log {state.log})"
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the data directory's database server (nothing happens when it runs)."""
+    from screener.settings import load_settings
+    from screener.store import server
+
+    data_dir = _local_data_dir()
+    out.print(_server_line(server.start(data_dir, port=load_settings().db_port)))
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the data directory's database server."""
+    from screener.store import server
+
+    out.print(_server_line(server.stop(_local_data_dir())))
+
+
+@db_app.command("status")
+def db_status(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Whether the data directory's database server runs: pid, URI, storage, log."""
+    from screener.store import server
+
+    state = server.status(_local_data_dir())
+    if as_json:
+        _print_json(state.as_dict())
+    else:
+        out.print(_server_line(state))
+
+
+@db_app.command("uri")
+def db_uri() -> None:
+    """The MongoDB URI of the store in use (the local server is started when needed)."""
+    from screener.settings import load_settings
+    from screener.store.connect import store_uri
+
+    sys.stdout.write(store_uri(load_settings()) + "\n")
 
 
 def main() -> None:

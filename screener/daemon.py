@@ -2,21 +2,22 @@
 
 A cycle: reconcile half-submitted jobs -> ingest finished and failed fireworks -> retrain when
 there is new data -> score every site -> select a batch that tops the queue up to
-``max_queued`` -> submit -> (embedded store: run the FireWorks workers here) -> record the cycle
+``max_queued`` -> submit -> (``launcher=local``: run the FireWorks rockets here) -> record the cycle
 -> sleep ``interval``.  It stops on ``cycles``, ``budget`` (adsorption-energy jobs of the profile
 in the space), SIGTERM/SIGINT (after the step in flight), or when nothing is left to do.
 
 Leadership: a :class:`~screener.store.documents.Lease` per space with a heartbeat.  A second
 daemon on a space whose lease is fresh exits with :class:`LeaseHeldError`; a stale lease (no
-heartbeat for ``lease_stale_s``, or its process is gone from this host) is taken over.  With the
-embedded store the store's lock already admits one writer process, so the lease there is always
-ours to take.
+heartbeat for ``lease_stale_s``, or its process is gone from this host) is taken over.  Taking
+a lease is one atomic ``find_one_and_update`` (or an insert against the unique index), so of two
+daemons starting at once one wins.
 
-Crash safety rests on the steps' own guarantees: the job ledger is committed before a workflow is
-added and reconciled after a crash (:mod:`screener.jobs.submit`); a firework's outcome is
-committed before it is recorded and ingestion is idempotent (:mod:`screener.jobs.ingest`); lost
-runs are rerun (:mod:`screener.jobs.workers`).  A kill -9 of an embedded daemon loses at most the
-step since the last commit, which the next start redoes.
+Crash safety rests on the steps' own guarantees and on every write being journaled before it is
+acknowledged: the job ledger entry is written before a workflow is added and reconciled after a
+crash (:mod:`screener.jobs.submit`); a firework's outcome is in FireWorks before it is recorded
+and ingestion is idempotent (:mod:`screener.jobs.ingest`); rockets left RUNNING by a dead local
+worker are rerun (:mod:`screener.jobs.workers`).  A kill -9 of the daemon, or of the database
+server, loses at most the step in flight, which the next start redoes.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -40,14 +40,12 @@ from pymongo.errors import DuplicateKeyError
 
 from screener.errors import InputError, ScreenerError
 from screener.faults import crash_point
-from screener.queries import get_space
-from screener.store import Site, Store
-from screener.store.documents import Cycle, Job, Lease, ModelVersion, _now
-from screener.store.embedded import _pid_alive
+from screener.queries import get_space, is_paused, job_counts
+from screener.store import Store
+from screener.store.documents import Cycle, Lease, ModelVersion, _now
+from screener.store.server import pid_alive
 
 log = logging.getLogger(__name__)
-
-QUEUED_STATES = ("submitting", "submitted")
 
 
 class LeaseHeldError(ScreenerError):
@@ -55,50 +53,21 @@ class LeaseHeldError(ScreenerError):
 
 
 # -- pause / resume ----------------------------------------------------------------------------
-def pause_file(settings: Any, space: str) -> Path:
-    return settings.data_dir / "control" / f"pause-{space}"
-
-
-def set_paused(settings: Any, space: str, paused: bool) -> str:
-    """Pause or resume a space's daemon (it checks before every cycle).
-
-    Embedded store: a control file in ``data_dir`` (the running daemon holds the store's lock);
-    MongoDB: the space's lease document, which every daemon reads.
-    """
-    from screener.store import open_store
-
-    if settings.mongo_uri is None:
-        with open_store(settings, readonly=True):
-            get_space(space)  # unknown space: InputError, nothing written
-        path = pause_file(settings, space)
-        if paused:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"paused {_now().isoformat()} by pid {os.getpid()}\n")
-        else:
-            path.unlink(missing_ok=True)
-        return str(path)
-    with open_store(settings):
-        get_space(space)
-        Lease._get_collection().update_one(
-            {"space": space},
-            {"$set": {"paused": paused}, "$setOnInsert": {"owner": "", "heartbeat": None}},
-            upsert=True,
-        )
-    return "lease"
-
-
-def is_paused(store: Store, space: str) -> bool:
-    if pause_file(store.settings, space).exists():
-        return True
-    doc = Lease._get_collection().find_one({"space": space}, {"paused": 1})
-    return bool(doc and doc.get("paused"))
+def set_paused(store: Store, space: str, paused: bool) -> None:
+    """Pause or resume a space's daemon: a flag on the space's lease, read before every cycle."""
+    name = get_space(space).name  # unknown space: InputError, nothing written
+    Lease._get_collection().update_one(
+        {"space": name},
+        {"$set": {"paused": paused}, "$setOnInsert": {"owner": "", "released": False}},
+        upsert=True,
+    )
 
 
 # -- the lease ---------------------------------------------------------------------------------
 def _owner_dead(owner: str) -> bool:
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
-    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
 
 
 class LeaseKeeper:
@@ -117,7 +86,6 @@ class LeaseKeeper:
         current = self.collection.find_one({"space": self.space})
         takeable = (
             current is None
-            or self.store.embedded  # the store lock admits one writer process
             or not current.get("owner")
             or current.get("released")
             or current.get("heartbeat") is None
@@ -156,7 +124,6 @@ class LeaseKeeper:
                 raise LeaseHeldError(f"space '{self.space}' was just taken by another daemon")
             if previous and not current.get("released"):
                 self.took_over = previous
-        self.store.commit()
 
     def beat(self, state: str) -> None:
         """Refresh the heartbeat; raises LeaseHeldError if another daemon took the lease."""
@@ -175,26 +142,6 @@ class LeaseKeeper:
 
 
 # -- the loop ----------------------------------------------------------------------------------
-def space_site_ids(space: str) -> set:
-    doc = get_space(space)
-    return {
-        s["_id"]
-        for s in Site._get_collection().find({"bulk": {"$in": list(doc.bulks)}}, {"_id": 1})
-    }
-
-
-def job_counts(space: str, profile: str) -> dict[str, int]:
-    """Jobs of a profile on a space's sites, by state, and the total."""
-    ids = space_site_ids(space)
-    counts: dict[str, int] = {"total": 0}
-    for job in Job._get_collection().find({"profile": profile}, {"site": 1, "state": 1}):
-        if job["site"] in ids:
-            counts[job["state"]] = counts.get(job["state"], 0) + 1
-            counts["total"] += 1
-    counts["queued"] = sum(counts.get(s, 0) for s in QUEUED_STATES)
-    return counts
-
-
 class Daemon:
     """The loop for one space and profile (see the module docstring)."""
 
@@ -239,7 +186,7 @@ class Daemon:
         if self.interval < 0:
             raise InputError(f"--interval must be >= 0 (got {self.interval})")
         self.strategy = strategy
-        self.host_workers = store.embedded if host_workers is None else host_workers
+        self.host_workers = settings.launcher == "local" if host_workers is None else host_workers
         self.seed = seed
         self.emit = emit or _print_line
         self.stop_reason: str | None = None
@@ -272,9 +219,8 @@ class Daemon:
         done = 0
         try:
             while self.stop_reason is None:
-                if is_paused(self.store, self.space):
+                if is_paused(self.space):
                     self.lease.beat("paused")
-                    self.store.commit()
                     self._sleep(min(self.interval, 5.0) or 1.0)
                     continue
                 record = self.cycle()
@@ -285,12 +231,9 @@ class Daemon:
                     self.request_stop(record["finished_reason"])
                 else:
                     self.lease.beat("sleeping")
-                    self.store.commit()
                     self._sleep(self.interval)
         finally:
             self.lease.release()
-            if not self.store.readonly:
-                self.store.commit()
             for sig, handler in previous:
                 signal.signal(sig, handler)
         summary = {"event": "stopped", "space": self.space, "reason": self.stop_reason}
@@ -323,7 +266,6 @@ class Daemon:
         self.lease.beat("cycle")
         counts["reconciled"] = reconcile(store)
         counts["ingested"] = ingest(store)
-        store.commit()
         step("ingest")
         crash_point("after-ingest")
 
@@ -410,7 +352,6 @@ class Daemon:
             jobs=jobs,
         ).save(force_insert=True)
         self.lease.beat("recorded")
-        store.commit()
         record = {
             "event": "cycle",
             "space": self.space,

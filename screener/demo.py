@@ -1,7 +1,7 @@
 """``screener demo``: the whole loop on a laptop, with EMT as a toy oracle, and its HTML report.
 
 Seeds a small EMT-covered space, runs the daemon for a few cycles with the ``emt`` profile and
-the embedded store (FireWorks workers in the same process), then prints candidate tables and the
+FireWorks rockets in the daemon's process, then prints candidate tables and the
 learning curve and writes ``<data_dir>/report.html`` (:mod:`screener.report`).
 """
 

@@ -13,9 +13,3 @@ class InputError(ScreenerError):
     """Bad input (unknown element, unreadable file, impossible setting): nothing was written."""
 
     exit_code = 2
-
-
-class StoreBusyError(ScreenerError):
-    """The embedded store is held by another live screener process."""
-
-    exit_code = 3

@@ -5,11 +5,14 @@
   relaxed structures (:func:`screener.jobs.ingest.surrogate_view`);
 * a trained model is a :class:`~screener.store.documents.ModelVersion` (metrics, provenance) and
   a pickle in ``<data_dir>/models``; a retrain is skipped when the training rows did not change;
-* scoring predicts every site of the space from its enumerated fingerprint, in chunks on dask,
-  and stores the predictions as :class:`~screener.store.documents.PredictionChunk` documents;
-* selection picks, per adsorbate, the batch the loop would submit now: sites with no job for the
-  profile, ranked by the acquisition strategy (:mod:`screener.surrogate.acquisition`) and spread
-  over surfaces.  Without a model (no results yet) the batch is random, spread the same way.
+* scoring, done by ``train`` once per model version (and again when the space gained sites),
+  predicts every site of the space from its enumerated fingerprint, in chunks on dask, and stores
+  the predictions as :class:`~screener.store.documents.PredictionChunk` documents, per site and
+  (lowest site) per surface;
+* selection only reads: per adsorbate, the batch the loop would submit now: sites with no job for
+  the profile, ranked by the acquisition strategy (:mod:`screener.surrogate.acquisition`) on the
+  stored predictions and spread over surfaces.  Without a model (no results yet) the batch is
+  random, spread the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ import numpy as np
 
 from screener.errors import InputError
 from screener.queries import get_space
-from screener.store import Site, Store, Surface
+from screener.store import Bulk, ElementSpace, Site, Store, Surface
 from screener.store.documents import Calculation, Job, ModelVersion, PredictionChunk, _now
 
 log = logging.getLogger(__name__)
@@ -58,20 +60,23 @@ def training_rows(space: str, adsorbate: str, profile: str) -> dict[str, Any]:
     one every unlabelled site is scored by (an adsorbate that moved while relaxing is still the
     outcome of calculating that site: on the Ag-Au-Cu-Pd-Pt EMT pool, where 618 of 1716 H
     relaxations end on other atoms, training on the relaxed fingerprints doubled the calls a
-    backtest needed); an imported result by its stored fingerprint.
+    backtest needed); an imported result by its stored fingerprint.  Only the sites that have
+    results are read.
     """
     doc = get_space(space)
+    bulks = set(doc.bulks)
+    query = usable_results(profile, adsorbate)
+    query["$or"] = [{"bulk": {"$in": list(bulks)}}, {"space": space}]
+    projection = {"key": 1, "fingerprint": 1, "adsorption_energy": 1, "group": 1}
+    projection.update(pure=1, site=1, space=1, bulk=1)
+    calcs = list(Calculation._get_collection().find(query, projection).sort("key", 1))
+    own_ids = [c["site"] for c in calcs if c.get("site") is not None and c.get("bulk") in bulks]
     site_fps = {
         s["_id"]: s.get("fingerprint")
-        for s in Site._get_collection().find(
-            {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate}, {"fingerprint": 1}
-        )
+        for s in Site._get_collection().find({"_id": {"$in": own_ids}}, {"fingerprint": 1})
     }
-    query = usable_results(profile, adsorbate)
-    projection = {"key": 1, "fingerprint": 1, "adsorption_energy": 1, "group": 1}
-    projection.update(pure=1, site=1, space=1)
     rows: dict[str, list] = {k: [] for k in ("keys", "fps", "energies", "groups", "pure", "sites")}
-    for calc in Calculation._get_collection().find(query, projection).sort("key", 1):
+    for calc in calcs:
         own = calc.get("site") in site_fps
         fingerprint = site_fps[calc["site"]] if own else calc.get("fingerprint")
         if not (own or calc.get("space") == space) or not fingerprint:
@@ -89,11 +94,13 @@ def default_profile(space: str) -> str:
     """The profile with the most finished results in a space (``gpaw`` when there are none)."""
     doc = get_space(space)
     counts: Counter[str] = Counter()
-    for calc in Calculation._get_collection().find(
-        {"kind": "adslab", "state": "done"}, {"profile": 1, "bulk": 1, "space": 1}
-    ):
-        if calc.get("bulk") in doc.bulks or calc.get("space") == space:
-            counts[calc["profile"]] += 1
+    query = {
+        "kind": "adslab",
+        "state": "done",
+        "$or": [{"bulk": {"$in": list(doc.bulks)}}, {"space": space}],
+    }
+    for calc in Calculation._get_collection().find(query, {"profile": 1}):
+        counts[calc["profile"]] += 1
     return counts.most_common(1)[0][0] if counts else "gpaw"
 
 
@@ -180,6 +187,8 @@ def train(
         if last is not None and last.data_key == key and not force:
             outcome.reason = f"no new results since v{last.version}"
             outcome.version, outcome.cv, outcome.model = last.version, dict(last.cv), last.model
+            if last.scored_sites != space_site_count(doc, adsorbate):  # new sites were seeded
+                score(store, space, adsorbate, last)
             outcomes.append(outcome)
             continue
         started = time.perf_counter()
@@ -202,7 +211,7 @@ def train(
         tmp.write_bytes(blob)
         tmp.replace(path)
         info = json.loads(json.dumps(surrogate.info, default=float))
-        ModelVersion(
+        model = ModelVersion(
             space=space,
             adsorbate=adsorbate,
             profile=profile,
@@ -216,8 +225,9 @@ def train(
             file=name,
             sha256=hashlib.sha256(blob).hexdigest(),
             fit_seconds=seconds,
-        ).save(force_insert=True)
-        store.commit()
+        )
+        model.save(force_insert=True)
+        score(store, space, adsorbate, model)
         outcome.trained, outcome.version, outcome.seconds = True, version, round(seconds, 2)
         outcome.cv, outcome.model = info.get("cv", {}), info.get("model")
         outcomes.append(outcome)
@@ -225,11 +235,19 @@ def train(
 
 
 # -- scoring -----------------------------------------------------------------------------------
-def space_sites(space: str, adsorbate: str) -> dict[str, Any]:
+def space_site_count(doc: ElementSpace, adsorbate: str) -> int:
+    """Sites of one adsorbate in a space, from its bulks' counters."""
+    return sum(
+        int((b.get("n_sites") or {}).get(adsorbate, 0))
+        for b in Bulk._get_collection().find({"_id": {"$in": list(doc.bulks)}}, {"n_sites": 1})
+    )
+
+
+def space_sites(space: str, adsorbate: str, *, fingerprints: bool = True) -> dict[str, Any]:
     """Every site of a space for one adsorbate: ids, surface ids, fingerprints (storage order)."""
     doc = get_space(space)
     ids, surfaces, fps = [], [], []
-    projection = {"_id": 1, "surface": 1, "fingerprint": 1}
+    projection = {"_id": 1, "surface": 1, "fingerprint": 1} if fingerprints else {"surface": 1}
     query = {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate}
     for site in Site._get_collection().find(query, projection).sort("_id", 1):
         ids.append(str(site["_id"]))
@@ -263,8 +281,59 @@ def predict_chunked(surrogate, X: np.ndarray, settings, chunk: int = SCORE_CHUNK
     return result[:, 0], result[:, 1]
 
 
+@dataclass
+class Predictions:
+    """Stored predictions of one model version, aligned: site i lies on surface i."""
+
+    version: int
+    sites: list[str]
+    surfaces: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def empty(cls, version: int) -> Predictions:
+        return cls(version, [], [], np.zeros(0), np.zeros(0))
+
+
+def lowest_per_surface(predictions: Predictions) -> Predictions:
+    """For every surface, its site of lowest predicted mean (surfaces in first-seen order)."""
+    best: dict[str, int] = {}
+    for index, surface in enumerate(predictions.surfaces):
+        current = best.get(surface)
+        if current is None or predictions.mean[index] < predictions.mean[current]:
+            best[surface] = index
+    order = np.array(list(best.values()), dtype=int)
+    return Predictions(
+        predictions.version,
+        [predictions.sites[i] for i in order],
+        list(best),
+        predictions.mean[order] if len(order) else np.zeros(0),
+        predictions.std[order] if len(order) else np.zeros(0),
+    )
+
+
+def _store_predictions(version: ModelVersion, level: str, predictions: Predictions) -> None:
+    for number, start in enumerate(range(0, len(predictions.sites), SCORE_CHUNK)):
+        end = start + SCORE_CHUNK
+        PredictionChunk(
+            model=version.id,
+            space=version.space,
+            adsorbate=version.adsorbate,
+            profile=version.profile,
+            version=version.version,
+            chunk=number,
+            level=level,
+            sites=predictions.sites[start:end],
+            surfaces=predictions.surfaces[start:end],
+            mean=[float(x) for x in predictions.mean[start:end]],
+            std=[float(x) for x in predictions.std[start:end]],
+        ).save(force_insert=True)
+
+
 def score(store: Store, space: str, adsorbate: str, version: ModelVersion) -> dict[str, Any]:
-    """Predict every site of the space with a model version and store the predictions."""
+    """Predict every site of the space with a model version and store the predictions (per site,
+    and the lowest site per surface); returns them with the seconds each part took."""
     started = time.perf_counter()
     surrogate = load_model(store, version)
     sites = space_sites(space, adsorbate)
@@ -272,33 +341,17 @@ def score(store: Store, space: str, adsorbate: str, version: ModelVersion) -> di
     featurized = time.perf_counter()
     mean, std = predict_chunked(surrogate, X, store.settings)
     predicted = time.perf_counter()
-    PredictionChunk.objects(
-        space=space, adsorbate=adsorbate, profile=version.profile, version=version.version
-    ).delete()
-    for number, start in enumerate(range(0, len(mean), SCORE_CHUNK)):
-        end = start + SCORE_CHUNK
-        PredictionChunk(
-            model=version.id,
-            space=space,
-            adsorbate=adsorbate,
-            profile=version.profile,
-            version=version.version,
-            chunk=number,
-            sites=sites["ids"][start:end],
-            mean=[float(x) for x in mean[start:end]],
-            std=[float(x) for x in std[start:end]],
-        ).save(force_insert=True)
-    PredictionChunk.objects(
-        space=space,
-        adsorbate=adsorbate,
-        profile=version.profile,
-        version__lte=version.version - KEEP_PREDICTIONS,
-    ).delete()
-    store.commit()
+    predictions = Predictions(version.version, sites["ids"], sites["surfaces"], mean, std)
+    scope = {"space": space, "adsorbate": adsorbate, "profile": version.profile}
+    PredictionChunk.objects(**scope, version=version.version).delete()
+    _store_predictions(version, "site", predictions)
+    _store_predictions(version, "surface", lowest_per_surface(predictions))
+    PredictionChunk.objects(**scope, version__lte=version.version - KEEP_PREDICTIONS).delete()
+    ModelVersion.objects(id=version.id).update_one(
+        set__scored_sites=len(predictions.sites), set__scored=_now()
+    )
     return {
-        "sites": sites,
-        "mean": mean,
-        "std": std,
+        "predictions": predictions,
         "seconds": {
             "features": featurized - started,
             "predict": predicted - featurized,
@@ -307,16 +360,36 @@ def score(store: Store, space: str, adsorbate: str, version: ModelVersion) -> di
     }
 
 
-def stored_predictions(space: str, adsorbate: str, profile: str) -> dict[str, tuple[float, float]]:
-    """Latest stored predictions: site id -> (mean, std); empty without a scored model."""
+def stored_predictions(
+    space: str, adsorbate: str, profile: str, *, level: str = "site"
+) -> Predictions | None:
+    """The latest model version's stored predictions (per site or per surface); None without a
+    scored model."""
     last = latest_model(space, adsorbate, profile)
-    if last is None:
-        return {}
-    out: dict[str, tuple[float, float]] = {}
-    for chunk in PredictionChunk.objects(
-        space=space, adsorbate=adsorbate, profile=profile, version=last.version
-    ).order_by("chunk"):
-        out.update(zip(chunk.sites, zip(chunk.mean, chunk.std, strict=True), strict=True))
+    if last is None or last.scored_sites is None:
+        return None
+    out = Predictions.empty(last.version)
+    mean: list[float] = []
+    std: list[float] = []
+    for chunk in (
+        PredictionChunk._get_collection()
+        .find(
+            {
+                "space": space,
+                "adsorbate": adsorbate,
+                "profile": profile,
+                "version": last.version,
+                "level": level,
+            },
+            {"sites": 1, "surfaces": 1, "mean": 1, "std": 1},
+        )
+        .sort("chunk", 1)
+    ):
+        out.sites.extend(chunk["sites"])
+        out.surfaces.extend(chunk["surfaces"])
+        mean.extend(chunk["mean"])
+        std.extend(chunk["std"])
+    out.mean, out.std = np.array(mean, dtype=float), np.array(std, dtype=float)
     return out
 
 
@@ -345,12 +418,10 @@ def select(
     targets: dict[str, float] | None = None,
     window: float | None = None,
     seed: int = 0,
-    rescore: bool = True,
 ) -> list[dict[str, Any]]:
     """The batch the loop would submit now: up to ``n`` sites over the space's adsorbates.
 
-    ``rescore`` predicts with the latest model now (and stores the predictions); otherwise the
-    stored predictions of the latest model are used.
+    Reads the latest model's stored predictions (``train`` scores); writes nothing.
     """
     from screener.surrogate.acquisition import (
         DEFAULT_TARGETS,
@@ -373,32 +444,28 @@ def select(
     attempted = attempted_sites(profile)
     shares = split_batch(n, wanted)
     chosen: list[dict[str, Any]] = []
-    pending: dict[str, dict] = {}
     for adsorbate in wanted:
         if shares[adsorbate] == 0:
             continue
         target = (targets or {}).get(adsorbate, DEFAULT_TARGETS[adsorbate])
-        version = latest_model(space, adsorbate, profile)
-        if version is not None and rescore:
-            scored = score(store, space, adsorbate, version)
-            sites, mean, std = scored["sites"], scored["mean"], scored["std"]
+        predictions = stored_predictions(space, adsorbate, profile)
+        if predictions is None or not predictions.sites:
+            sites = space_sites(space, adsorbate, fingerprints=False)
+            count = len(sites["ids"])
+            predictions = Predictions(
+                0, sites["ids"], sites["surfaces"], np.zeros(count), np.ones(count)
+            )
+            version = None
         else:
-            sites = space_sites(space, adsorbate)
-            stored = stored_predictions(space, adsorbate, profile) if version else {}
-            mean = np.array([stored.get(i, (math.nan, math.nan))[0] for i in sites["ids"]])
-            std = np.array([stored.get(i, (math.nan, math.nan))[1] for i in sites["ids"]])
-            if version is None or np.isnan(mean).any():
-                version = None
+            version = predictions.version
         use = strategy if version is not None else "random"
-        exclude = np.array([i in attempted for i in sites["ids"]], dtype=bool)
-        if version is None:
-            mean, std = np.zeros(len(exclude)), np.ones(len(exclude))
+        exclude = np.array([i in attempted for i in predictions.sites], dtype=bool)
         best = _best_closeness(space, adsorbate, profile, target)
         picked = select_batch(
             use,
-            mean,
-            std,
-            sites["surfaces"],
+            predictions.mean,
+            predictions.std,
+            predictions.surfaces,
             shares[adsorbate],
             target=target,
             window=window,
@@ -406,17 +473,16 @@ def select(
             seed=seed,
             best=best,
         )
-        pending[adsorbate] = {"left": int((~exclude).sum()) - len(picked)}
         for index in picked:
             chosen.append(
                 {
-                    "site_id": sites["ids"][index],
+                    "site_id": predictions.sites[index],
                     "adsorbate": adsorbate,
-                    "surface_id": sites["surfaces"][index],
+                    "surface_id": predictions.surfaces[index],
                     "strategy": use,
-                    "model_version": version.version if version is not None else None,
-                    "mean": None if version is None else float(mean[index]),
-                    "std": None if version is None else float(std[index]),
+                    "model_version": version,
+                    "mean": None if version is None else float(predictions.mean[index]),
+                    "std": None if version is None else float(predictions.std[index]),
                     "target": target,
                 }
             )
@@ -525,7 +591,6 @@ def import_labelled(
             created=_now(),
         ).save(force_insert=True)
         added[adsorbate] += 1
-    store.commit()
     return {
         "space": space,
         "source": source,

@@ -1,73 +1,86 @@
-"""Read side: what the store holds, for the CLI and (later) the dashboard."""
+"""Read side: what the store holds, for the CLI and (later) the dashboard.
+
+Nothing here writes, and nothing here imports the loop: the daemon reads through this module.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Any
 
 from screener.errors import InputError
 from screener.store import Bulk, ElementSpace, Site, Store, Surface
+from screener.store.documents import Cycle, Job, Lease, ModelVersion
+
+QUEUED_STATES = ("submitting", "submitted")
 
 
-def site_counts_by_bulk(store: Store) -> dict[tuple[Any, str], int]:
-    """Number of sites per (bulk id, adsorbate), in one pass over the sites.
-
-    MongoDB groups on the server; on the embedded store a projected scan counted here is about
-    four times faster than mongomock's aggregation (measured on 22k sites).
-    """
-    collection = Site._get_collection()
-    if store.embedded:
-        projected = collection.find({}, {"bulk": 1, "adsorbate": 1, "_id": 0})
-        return dict(Counter((doc["bulk"], doc["adsorbate"]) for doc in projected))
-    pipeline = [{"$group": {"_id": {"bulk": "$bulk", "ads": "$adsorbate"}, "n": {"$sum": 1}}}]
-    return {
-        (row["_id"]["bulk"], row["_id"]["ads"]): int(row["n"])
-        for row in collection.aggregate(pipeline)
-    }
-
-
-def _by_adsorbate(counts: dict[tuple[Any, str], int], bulks: set | None = None) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for (bulk, adsorbate), n in counts.items():
-        if bulks is None or bulk in bulks:
-            total[adsorbate] += n
-    return dict(sorted(total.items()))
+def _bulk_counters(bulk_ids: list | None = None) -> tuple[int, dict[str, int]]:
+    """Surfaces and sites per adsorbate over some bulks (all when None), from their counters."""
+    query = {} if bulk_ids is None else {"_id": {"$in": bulk_ids}}
+    surfaces, sites = 0, Counter()
+    for doc in Bulk._get_collection().find(query, {"n_surfaces": 1, "n_sites": 1}):
+        surfaces += int(doc.get("n_surfaces") or 0)
+        sites.update({a: int(n) for a, n in (doc.get("n_sites") or {}).items()})
+    return surfaces, dict(sorted(sites.items()))
 
 
 def status(store: Store) -> dict[str, Any]:
-    """Counts per space and in total (spaces may share bulks, so totals are not their sum)."""
-    counts = site_counts_by_bulk(store)
+    """Counts per space and in total (spaces may share bulks, so totals are not their sum).
+
+    Reads the spaces, the bulks' counters, the space's jobs and its last cycle: no site or
+    surface is read.
+    """
     spaces = {}
     for space in ElementSpace.objects.order_by("name"):
         ids = list(space.bulks)
+        surfaces, sites = _bulk_counters(ids)
         spaces[space.name] = {
             "elements": list(space.elements),
             "adsorbates": list(space.adsorbates),
             "bulks": len(ids),
-            "surfaces": Surface.objects(bulk__in=ids).count(),
-            "sites": _by_adsorbate(counts, set(ids)),
-            **loop_status(store, space.name),
+            "surfaces": surfaces,
+            "sites": sites,
+            **loop_status(space),
         }
+    surfaces, sites = _bulk_counters()
     return {
-        "store": {"kind": "embedded" if store.embedded else "mongodb", "location": store.location},
+        "store": {"kind": store.kind, "location": store.location},
         "spaces": spaces,
         "total": {
             "spaces": len(spaces),
-            "bulks": Bulk.objects.count(),
-            "surfaces": Surface.objects.count(),
-            "sites": _by_adsorbate(counts),
+            "bulks": Bulk._get_collection().estimated_document_count(),
+            "surfaces": surfaces,
+            "sites": sites,
         },
     }
 
 
-def loop_status(store: Store, space: str) -> dict[str, Any]:
+def is_paused(space: str) -> bool:
+    doc = Lease._get_collection().find_one({"space": space}, {"paused": 1})
+    return bool(doc and doc.get("paused"))
+
+
+def space_jobs(space: ElementSpace, fields: dict[str, int], **query: Any) -> list[dict[str, Any]]:
+    """The space's jobs (those on its bulks' sites) matching ``query``, projected to ``fields``."""
+    return list(Job._get_collection().find({"bulk": {"$in": list(space.bulks)}, **query}, fields))
+
+
+def job_counts(space: str, profile: str | None = None) -> dict[str, int]:
+    """A space's jobs (of one profile, or all) by state, the total and how many are queued."""
+    query = {} if profile is None else {"profile": profile}
+    counts: Counter[str] = Counter(
+        job["state"] for job in space_jobs(get_space(space), {"state": 1}, **query)
+    )
+    result = {"total": sum(counts.values()), **counts}
+    result["queued"] = sum(counts.get(s, 0) for s in QUEUED_STATES)
+    return result
+
+
+def loop_status(space: ElementSpace) -> dict[str, Any]:
     """The daemon's lease (heartbeat age, state), the space's job queue and its last cycle."""
-    import datetime as dt
-
-    from screener.daemon import is_paused
-    from screener.store.documents import Cycle, Lease, ModelVersion
-
-    lease = Lease._get_collection().find_one({"space": space})
+    lease = Lease._get_collection().find_one({"space": space.name})
     daemon = None
     if lease and lease.get("owner"):
         beat = lease.get("heartbeat")
@@ -79,7 +92,7 @@ def loop_status(store: Store, space: str) -> dict[str, Any]:
             "heartbeat_age_s": round((now - beat).total_seconds(), 1) if beat else None,
             "running": not lease.get("released", False),
         }
-    last = Cycle.objects(space=space).order_by("-number").first()
+    last = Cycle.objects(space=space.name).order_by("-number").first()
     cycle = None
     if last is not None:
         cycle = {
@@ -90,19 +103,13 @@ def loop_status(store: Store, space: str) -> dict[str, Any]:
             "submitted": (last.counts or {}).get("submitted"),
             "jobs": dict(last.jobs or {}),
         }
-    from screener.daemon import space_site_ids
-    from screener.store.documents import Job
-
-    ids = space_site_ids(space)
-    queued = sum(
-        1
-        for job in Job._get_collection().find(
-            {"state": {"$in": ["submitting", "submitted"]}}, {"site": 1}
-        )
-        if job["site"] in ids
-    )
+    queued = len(space_jobs(space, {"_id": 1}, state={"$in": list(QUEUED_STATES)}))
     models = {}
-    for model in ModelVersion.objects(space=space).order_by("version"):
+    for model in (
+        ModelVersion.objects(space=space.name)
+        .only("adsorbate", "profile", "version", "n_train", "cv")
+        .order_by("version")
+    ):
         models[f"{model.adsorbate}:{model.profile}"] = {
             "version": model.version,
             "n_train": model.n_train,
@@ -110,7 +117,7 @@ def loop_status(store: Store, space: str) -> dict[str, Any]:
         }
     return {
         "daemon": daemon,
-        "paused": is_paused(store, space),
+        "paused": bool(lease and lease.get("paused")),
         "queued": queued,
         "last_cycle": cycle,
         "models": models,
@@ -184,7 +191,7 @@ def list_results(
     space: str | None = None, adsorbate: str | None = None, profile: str | None = None
 ) -> list[dict[str, Any]]:
     """One row per submitted (site, profile): dE when done, the reason when failed."""
-    from screener.store.documents import Calculation, Job
+    from screener.store.documents import Calculation
 
     query: dict[str, Any] = {}
     if profile is not None:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -34,10 +34,18 @@ class ScreenerSettings(BaseSettings):
 
     # --- storage -----------------------------------------------------------------------------
     mongo_uri: str | None = Field(
-        None, description="MongoDB URI of a real server; unset = embedded store in data_dir"
+        None, description="URI of a MongoDB server; unset = the data directory's own server"
     )
     db_name: str = Field("screener", description="database name (also FireWorks' LaunchPad)")
-    data_dir: Path = Field(Path("screener-data"), description="home of the embedded store")
+    data_dir: Path = Field(
+        Path("screener-data"), description="home of the local database server, models, launches"
+    )
+    db_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="port of the local database server (unset: the recorded one, else a free one)",
+    )
 
     # --- parallel enumeration ----------------------------------------------------------------
     dask_scheduler: str | None = Field(
@@ -62,6 +70,11 @@ class ScreenerSettings(BaseSettings):
         False, description="relax slabs and adslabs with EMT before GPAW (bench/dft_cost.py)"
     )
     # --- the loop ---------------------------------------------------------------------------
+    launcher: Literal["local", "external"] = Field(
+        "local",
+        description="local: the daemon runs FireWorks rockets in its own process; external: "
+        "rlaunch/qlaunch elsewhere run them and the daemon only submits and ingests",
+    )
     loop_interval: float = Field(60.0, ge=0, description="s between daemon cycles")
     loop_batch: int = Field(20, ge=1, description="most sites submitted per cycle")
     max_queued: int = Field(300, ge=1, description="READY+RUNNING jobs the daemon keeps queued")
@@ -91,11 +104,6 @@ class ScreenerSettings(BaseSettings):
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
-
-    @property
-    def embedded(self) -> bool:
-        """True when the service runs on the embedded (mongomock) store."""
-        return not self.mongo_uri
 
 
 _override: ScreenerSettings | None = None

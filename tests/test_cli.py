@@ -14,7 +14,7 @@ import pytest
 from ase.build import bulk
 from ase.io import write
 
-from tests.conftest import MONGO_URI
+from tests.conftest import env_of
 
 SCREENER = str(Path(sys.executable).with_name("screener"))
 
@@ -30,9 +30,29 @@ def status(env):
     return json.loads(run(env, "status", "--json").stdout)
 
 
-def snapshot_bytes(settings):
-    path = settings.data_dir / "store.pkl"
-    return path.read_bytes() if path.exists() else None
+def database_dump(settings):
+    """Every document of the test's database, by collection (what "nothing written" compares)."""
+    import pymongo
+
+    client = pymongo.MongoClient(settings.mongo_uri)
+    try:
+        db = client[settings.db_name]
+        return {
+            name: sorted(repr(sorted(d.items())) for d in db[name].find())
+            for name in sorted(db.list_collection_names())
+        }
+    finally:
+        client.close()
+
+
+def database_names(settings):
+    import pymongo
+
+    client = pymongo.MongoClient(settings.mongo_uri)
+    try:
+        return client.list_database_names()
+    finally:
+        client.close()
 
 
 def test_seed_twice_adds_nothing_the_second_time(cli_env):
@@ -136,18 +156,22 @@ def test_bad_input_is_refused_without_writes(cli_env, settings, tmp_path, args, 
     write(pd, bulk("Pd"))
     args = [a.format(junk=junk, pd=pd) for a in args]
     run(cli_env, "seed", "-e", "Pd", "--max-miller", "1")
-    before = snapshot_bytes(settings), status(cli_env)
+    before = database_dump(settings), status(cli_env)
     proc = run(cli_env, "seed", *args, check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
-    assert (snapshot_bytes(settings), status(cli_env)) == before
+    assert (database_dump(settings), status(cli_env)) == before
 
 
-def test_bad_input_on_a_fresh_machine_creates_nothing(cli_env, settings):
+def test_bad_input_on_a_fresh_machine_creates_nothing(cli_env, settings, local_settings):
     proc = run(cli_env, "seed", "-e", "Unobtainium", check=False)
     assert proc.returncode == 2 and "unknown element 'Unobtainium'" in proc.stderr
-    assert not settings.data_dir.exists()
+    assert settings.db_name not in database_names(settings)
+    # without a URI: no data directory, no server started
+    proc = run(env_of(local_settings), "seed", "-e", "Cu", "-a", "NO3", check=False)
+    assert proc.returncode == 2 and "unsupported adsorbate 'NO3'" in proc.stderr
+    assert not local_settings.data_dir.exists()
 
 
 def test_query_errors(cli_env):
@@ -162,14 +186,19 @@ def test_query_errors(cli_env):
 def test_dask_local_cluster_gives_the_same_store(cli_env, tmp_path):
     run(cli_env, "seed", "-e", "Cu,Pd", "--max-miller", "1")
     serial = status(cli_env)["spaces"]["Cu-Pd"]
-    env = dict(cli_env, SCREENER_DASK_WORKERS="2", SCREENER_DATA_DIR=str(tmp_path / "dask"))
+    env = dict(
+        cli_env,
+        SCREENER_DASK_WORKERS="2",
+        SCREENER_DATA_DIR=str(tmp_path / "dask"),
+        SCREENER_DB_NAME=cli_env["SCREENER_DB_NAME"] + "_dask",
+    )
     report = json.loads(run(env, "seed", "-e", "Cu,Pd", "--max-miller", "1", "--json").stdout)
     assert report["enumerated_bulks"] == 6
     assert status(env)["spaces"]["Cu-Pd"] == serial
 
 
 @pytest.mark.slow
-def test_seed_on_a_running_dask_scheduler(cli_env, tmp_path):
+def test_seed_on_a_running_dask_scheduler(cli_env, settings, tmp_path):
     from dask.distributed import LocalCluster
 
     run(cli_env, "seed", "-e", "Pd", "--max-miller", "1")
@@ -186,6 +215,7 @@ def test_seed_on_a_running_dask_scheduler(cli_env, tmp_path):
             cli_env,
             SCREENER_DASK_SCHEDULER=cluster.scheduler_address,
             SCREENER_DATA_DIR=str(tmp_path / "remote"),
+            SCREENER_DB_NAME=cli_env["SCREENER_DB_NAME"] + "_remote",
         )
         run(env, "seed", "-e", "Pd", "--max-miller", "1")
         executed = sum(w.state.executed_count for w in cluster.workers.values())
@@ -196,6 +226,7 @@ def test_seed_on_a_running_dask_scheduler(cli_env, tmp_path):
             env,
             SCREENER_DASK_SCHEDULER="tcp://127.0.0.1:9",
             SCREENER_DATA_DIR=str(tmp_path / "unreachable"),
+            SCREENER_DB_NAME=cli_env["SCREENER_DB_NAME"] + "_unreachable",
         ),
         "seed",
         "-e",
@@ -206,28 +237,27 @@ def test_seed_on_a_running_dask_scheduler(cli_env, tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: cannot reach the dask scheduler at tcp://127.0.0.1:9")
-    assert not (tmp_path / "unreachable" / "store.pkl").exists()  # nothing was written
+    assert cli_env["SCREENER_DB_NAME"] + "_unreachable" not in database_names(settings)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(bool(MONGO_URI), reason="embedded store only")
-def test_second_writer_refused_and_kill_9_leaves_a_consistent_store(cli_env, settings):
-    """kill -9 in the middle of a seed: the snapshot is whole and a rerun completes the space."""
+def test_kill_9_mid_seed_leaves_a_consistent_store_and_a_rerun_completes_it(cli_env, settings):
+    """kill -9 in the middle of a seed: what is stored is consistent, the counters are exact and
+    a rerun completes the space to what a clean seed stores."""
+    import pymongo
+
     args = ["seed", "-e", "Cu,Ni,Pd", "--max-miller", "1"]
     proc = subprocess.Popen(
         [SCREENER, *args], env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    snapshot = settings.data_dir / "store.pkl"
+    client = pymongo.MongoClient(settings.mongo_uri)
+    bulks = client[settings.db_name]["bulks"]
     deadline = time.time() + 120
-    mtimes = set()
-    while time.time() < deadline and len(mtimes) < 4:  # a few bulks committed
-        if snapshot.exists():
-            mtimes.add(snapshot.stat().st_mtime_ns)
-        time.sleep(0.05)
-    busy = run(cli_env, "seed", "-e", "Cu", check=False)
-    assert busy.returncode == 3 and f"in use by screener pid {proc.pid}" in busy.stderr
+    while time.time() < deadline and bulks.count_documents({"enumerated.0": {"$exists": 1}}) < 4:
+        time.sleep(0.1)  # a few bulks stored
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    client.close()
 
     partial = status(cli_env)
     assert 0 < partial["total"]["surfaces"]
@@ -235,8 +265,9 @@ def test_second_writer_refused_and_kill_9_leaves_a_consistent_store(cli_env, set
     report = json.loads(run(cli_env, *args, "--json").stdout)
     assert report["already_enumerated_bulks"] + report["enumerated_bulks"] == 15
     resumed = status(cli_env)
+    _assert_consistent(settings)
 
-    clean_env = dict(cli_env, SCREENER_DATA_DIR=str(settings.data_dir.parent / "clean"))
+    clean_env = dict(cli_env, SCREENER_DB_NAME=settings.db_name + "_clean")
     run(clean_env, *args)
     assert resumed["spaces"] == status(clean_env)["spaces"]
 
@@ -251,8 +282,10 @@ def _assert_consistent(settings):
         for site in Site._get_collection().find({}, {"surface": 1, "bulk": 1}):
             assert site["surface"] in surfaces and site["bulk"] in bulks
         for bulk_doc in bulks.values():
-            if bulk_doc.enumerated:  # committed together with all of its surfaces and sites
-                assert any(s.bulk.id == bulk_doc.id for s in surfaces.values())
+            if bulk_doc.enumerated:  # marked only after all of its surfaces and sites are stored
+                assert bulk_doc.n_surfaces == Surface.objects(bulk=bulk_doc.id).count() > 0
+                for adsorbate, n in bulk_doc.n_sites.items():
+                    assert n == Site.objects(bulk=bulk_doc.id, adsorbate=adsorbate).count()
 
 
 def test_stored_documents_follow_the_schema(cli_env, settings):

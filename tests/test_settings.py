@@ -14,7 +14,8 @@ from screener.settings import load_settings, use_settings
 
 def test_defaults_are_the_papers_conventions():
     settings = load_settings()
-    assert settings.embedded and settings.data_dir == Path("screener-data")
+    assert settings.mongo_uri is None and settings.data_dir == Path("screener-data")
+    assert settings.db_port is None and settings.launcher == "local"
     assert (settings.max_miller, settings.slab_min_thickness, settings.slab_min_width) == (
         2,
         7,
@@ -31,7 +32,7 @@ def test_yaml_file_then_environment(tmp_path, monkeypatch):
     settings = load_settings()
     assert settings.max_miller == 3  # from the file
     assert settings.dask_workers == 1  # the environment wins
-    assert not settings.embedded
+    assert settings.mongo_uri
 
 
 @pytest.mark.parametrize(

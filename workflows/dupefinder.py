@@ -3,8 +3,7 @@
 A shared step (gas reference, bulk, slab) is identified by its ``spec["screener_key"]``
 (``slab:<surface key>:<profile>`` and the like), so two workflows that need the same slab run it
 once.  Matching on the key is an indexed equality query, where FireWorks' ``DupeFinderExact``
-compares whole specs (structures included) against every firework: on the embedded store that
-comparison dominated each rocket's checkout.
+compares whole specs (structures included) against every firework.
 """
 
 from __future__ import annotations

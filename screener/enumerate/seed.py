@@ -1,8 +1,10 @@
 """Seed an element space: validate everything, enumerate on dask, store each bulk as one step.
 
-Idempotent: bulks, surfaces and sites are looked up by their keys before anything is inserted, and a
-bulk already enumerated with the same parameters for an adsorbate is not enumerated again.  Each
-bulk's surfaces and sites are committed together (one atomic snapshot on the embedded store).
+Idempotent: bulks, surfaces and sites are looked up by their keys before anything is inserted
+(unique indexes stop a concurrent seed's duplicates), and a bulk already enumerated with the same
+parameters for an adsorbate is not enumerated again.  A bulk is marked enumerated, with its
+surface and site counters, only after its surfaces and sites are stored, so a seed killed midway
+redoes that bulk on the next run and the counters stay exact.
 """
 
 from __future__ import annotations
@@ -162,7 +164,8 @@ def seed(
             if spec.key in wanted:
                 tasks.append((spec.key, bulk.structure))
         _add_to_space(space, plan, list(bulk_ids.values()))
-        store.commit()
+        for bulk_id in _uncounted(list(bulk_ids.values())):  # stored before counters existed
+            Bulk.objects(id=bulk_id).update_one(**_counters(bulk_id))
 
         for key, result, error in enumerator.run(tasks, plan.adsorbates, params):
             if error is not None or result is None:
@@ -170,13 +173,10 @@ def seed(
             else:
                 bulk = Bulk.objects(id=bulk_ids[key]).first()
                 _store_enumeration(bulk, result, wanted[key], digest, report)
-                store.commit()
                 report.enumerated_bulks += 1
             if on_step:
                 on_step(key)
     report.upgraded_results = _upgrade_result_fingerprints(plan.space, list(bulk_ids.values()))
-    if report.upgraded_results:
-        store.commit()
     return report
 
 
@@ -222,8 +222,26 @@ def _store_enumeration(
     for skipped in result["skipped"]:
         report.skipped_surfaces.append({"bulk": bulk.key, **skipped})
     Bulk.objects(id=bulk.id).update_one(
-        add_to_set__enumerated=[f"{digest}:{a}" for a in adsorbates]
+        add_to_set__enumerated=[f"{digest}:{a}" for a in adsorbates], **_counters(bulk.id)
     )
+
+
+def _counters(bulk_id: ObjectId) -> dict[str, Any]:
+    """The bulk's surface and per-adsorbate site counts, as mongoengine ``set__`` updates
+    (indexed counts of one bulk's documents)."""
+    sites = Site._get_collection()
+    per_adsorbate = {
+        a: sites.count_documents({"bulk": bulk_id, "adsorbate": a}) for a in ADSORBATES
+    }
+    return {
+        "set__n_surfaces": Surface._get_collection().count_documents({"bulk": bulk_id}),
+        "set__n_sites": {a: n for a, n in per_adsorbate.items() if n},
+    }
+
+
+def _uncounted(bulk_ids: list[ObjectId]) -> list[ObjectId]:
+    query = {"_id": {"$in": bulk_ids}, "n_sites": {"$exists": False}}
+    return [doc["_id"] for doc in Bulk._get_collection().find(query, {"_id": 1})]
 
 
 def _upgrade_fingerprints(surface: Surface, rows: list[dict]) -> int:

@@ -35,8 +35,6 @@ def ingest(store: Store) -> dict[str, int]:
     known = {doc["key"] for doc in Calculation._get_collection().find({}, {"key": 1})}
     counts: Counter[str] = Counter()
     query = {"state": {"$in": ["COMPLETED", "FIZZLED"]}, "spec.screener_key": {"$exists": True}}
-    if store.embedded:  # mongomock copies every match: leave the known ones out in the query
-        query["spec.screener_key"]["$nin"] = sorted(known)
     fields = {"fw_id": 1, "state": 1, "spec.screener_key": 1, "spec._tasks.profile": 1}
     for fw in launchpad.fireworks.find(query, {**fields, "launches": 1}):
         key = fw["spec"]["screener_key"]

@@ -1,6 +1,6 @@
 """Submit a site to DFT: one FireWorks workflow per (site, profile), exactly once.
 
-The ledger entry (:class:`~screener.store.documents.Job`, state ``submitting``) is committed
+The ledger entry (:class:`~screener.store.documents.Job`, state ``submitting``) is journaled
 before the workflow goes to the LaunchPad, and every firework of the workflow carries the job key.
 A submitter that dies between the two is reconciled on the next submit: the LaunchPad is searched
 for the key, and only if nothing is there is the workflow added.
@@ -14,6 +14,7 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 from fireworks import Firework, Workflow
+from mongoengine import NotUniqueError
 
 from screener.errors import InputError
 from screener.faults import crash_point
@@ -180,7 +181,7 @@ def submit_batch(
     inject: dict[str, list[str]] | None = None,
     context: list[dict[str, Any]] | None = None,
 ) -> list[Submission]:
-    """Queue several sites with two commits in all: the ledger entries first, then the states.
+    """Queue several sites: every ledger entry first, then the workflows and the states.
 
     ``context`` (one dict per site: ``predicted``, ``space``, ``cycle``) is stored on new jobs.
     A crash anywhere leaves jobs in ``submitting``, which :func:`reconcile` (or submitting the
@@ -192,7 +193,6 @@ def submit_batch(
     context = context or [{} for _ in sites]
     results: dict[int, Submission] = {}
     pending: list[tuple[int, Site, Job]] = []
-    created = False
     for number, (site, extra) in enumerate(zip(sites, context, strict=True)):
         key = f"{site.id}:{profile}"
         job = Job.objects(key=key).first()
@@ -203,6 +203,7 @@ def submit_batch(
             job = Job(
                 key=key,
                 site=site.id,
+                bulk=site.bulk.id,
                 adsorbate=site.adsorbate,
                 profile=profile,
                 state="submitting",
@@ -210,16 +211,15 @@ def submit_batch(
                 space=extra.get("space"),
                 cycle=extra.get("cycle"),
             )
-            job.save(force_insert=True)
-            created = True
+            try:
+                job.save(force_insert=True)
+            except NotUniqueError:  # another submitter ledgered this site a moment ago
+                results[number] = Submission(key, "submitting", False, [])
+                continue
         pending.append((number, site, job))
-    if created:
-        store.commit()
     crash_point("after-ledger")
     for number, site, job in pending:
         results[number] = _launch(site, job, profile, store, inject)
-    if pending:
-        store.commit()
     return [results[n] for n in range(len(sites))]
 
 
@@ -263,6 +263,4 @@ def reconcile(store: Store) -> int:
         if site is None:
             continue
         _launch(site, job, job.profile, store, None)
-    if stuck:
-        store.commit()
     return len(stuck)

@@ -1,9 +1,12 @@
-"""Local FireWorks workers inside the screener process (embedded store or a workstation).
+"""Local FireWorks workers inside a screener process (the daemon, ``screener workers``).
 
-Rockets run one after another in ``<data_dir>/launches/``; after each one the store is committed
-and the result ingested, so a crash loses at most the rocket in flight, which FireWorks' lost-run
-detection puts back on the next start.  On a cluster, use ``qlaunch`` with the templates in
-``deploy/`` against the shared MongoDB instead.
+Rockets run one after another in ``<data_dir>/launches/``; after each one its result is ingested,
+so a crash loses at most the rocket in flight.  Each worker names itself
+``screener@<host>:<pid>`` in FireWorks, so a rocket left RUNNING by a local worker whose process
+is gone is known at once and rerun; any other RUNNING firework is rerun by FireWorks' own lost-run
+detection once it has been silent for ``lostrun_hours``.  Several workers may run side by side:
+FireWorks hands each READY firework to one of them.  On a cluster, ``qlaunch`` with the templates
+in ``deploy/`` runs rockets instead.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from screener.faults import crash_point
 from screener.jobs.ingest import ingest
 from screener.store import Store
+from screener.store.server import pid_alive
+
+WORKER_PREFIX = "screener@"
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +58,8 @@ def run_workers(
     # rockets log to stdout at INFO by default; keep stdout for results (-v shows them on stderr)
     fireworks.core.rocket.ROCKET_STREAM_LOGLEVEL = "CRITICAL"
     launchpad = store.launchpad()
-    if store.embedded:
-        # This process holds the store's only writer lock, so whatever is RUNNING was left by a
-        # dead worker: rerun it now.  Pings are not needed for that and would race the rocket's
-        # own writes to the in-memory store from FireWorks' ping thread.
-        expiration = 0
-        launchpad.ping_launch = lambda *args, **kwargs: None
-    else:
-        expiration = int(store.settings.lostrun_hours * 3600)
-    lost = launchpad.detect_lostruns(expiration_secs=expiration, rerun=True)
-    counts: Counter[str] = Counter(lost_reruns=len(lost[1]) if lost else 0)
-    fworker = FWorker(name=f"screener@{socket.gethostname()}")
+    counts: Counter[str] = Counter(lost_reruns=rerun_lost(launchpad, store.settings.lostrun_hours))
+    fworker = FWorker(name=f"{WORKER_PREFIX}{socket.gethostname()}:{os.getpid()}")
     root = store.settings.data_dir.resolve() / "launches"
     while max_rockets is None or counts["rockets"] < max_rockets:
         if should_stop is not None and should_stop():
@@ -72,12 +70,38 @@ def run_workers(
         if not ran:
             break
         counts["rockets"] += 1
-        store.commit()  # the firework's outcome is durable before it is recorded
         crash_point("after-rocket")
         counts.update(ingest(store))
-        store.commit()
         if on_rocket:
             on_rocket(counts["rockets"])
     counts.update(ingest(store))
-    store.commit()
     return dict(counts)
+
+
+def _dead_local_workers(launchpad: Any) -> list[str]:
+    """Names of this host's screener workers that hold RUNNING launches but are gone."""
+    host = socket.gethostname()
+    names = launchpad.launches.distinct(
+        "fworker.name", {"state": "RUNNING", "fworker.name": {"$regex": f"^{WORKER_PREFIX}"}}
+    )
+    dead = []
+    for name in names:
+        where, _, pid = name.removeprefix(WORKER_PREFIX).rpartition(":")
+        if where == host and pid.isdigit() and not pid_alive(int(pid)):
+            dead.append(name)
+    return dead
+
+
+def rerun_lost(launchpad: Any, lostrun_hours: float) -> int:
+    """Rerun RUNNING fireworks whose local worker died, and those silent for ``lostrun_hours``;
+    returns how many were rerun."""
+    rerun: set[int] = set()
+    dead = _dead_local_workers(launchpad)
+    if dead:
+        lost = launchpad.detect_lostruns(
+            expiration_secs=0, rerun=True, launch_query={"fworker.name": {"$in": dead}}
+        )
+        rerun.update(lost[1])
+    lost = launchpad.detect_lostruns(expiration_secs=int(lostrun_hours * 3600), rerun=True)
+    rerun.update(lost[1])
+    return len(rerun)

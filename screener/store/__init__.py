@@ -1,4 +1,4 @@
-"""Storage: connection (MongoDB or the embedded store) and the documents."""
+"""Storage: the connection (a MongoDB server by URI, local or not) and the documents."""
 
 from __future__ import annotations
 

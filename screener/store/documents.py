@@ -7,12 +7,12 @@ Identity is carried by string keys built from what defines an object, so that se
 * surface: (bulk, Miller index, termination), termination = ``"<shift>/<side>"``;
 * site: (surface, adsorbate, position key).
 
-On a real MongoDB these keys are unique indexes (created by :func:`ensure_indexes`).  The embedded
-mongomock store checks uniqueness by a full scan on every insert (quadratic), so there it relies on
-the single-writer lock and on the seeding code looking keys up before it inserts.
+These keys are unique indexes (created by :func:`ensure_indexes` on every server), so two
+writers can never store one object twice.  Every field that is written is declared here.
 
-Later issues add calculations and model versions beside these; a site's ``state`` and ``labels``
-fields are where the loop will record what happened to it.
+Reads at scale go through counters kept where the writes happen (a bulk's ``n_surfaces`` and
+``n_sites``, set when its enumeration is stored) and through indexed, projected queries; nothing
+on the read side counts sites one by one.
 """
 
 from __future__ import annotations
@@ -73,6 +73,9 @@ class Bulk(Document):
     source = StringField()
     # "<enumeration settings hash>:<adsorbate>" for every completed enumeration of this bulk
     enumerated = ListField(StringField())
+    # counters kept by seeding: stored surfaces, and sites per adsorbate
+    n_surfaces = IntField(default=0)
+    n_sites = DictField()
     created = DateTimeField(default=_now)
 
     meta = {
@@ -104,10 +107,10 @@ class Surface(Document):
     meta = {
         "collection": "surfaces",
         "auto_create_index": False,
-        "indexes": [
-            {"fields": ["bulk", "miller", "termination"], "unique": True},
-            {"fields": ["key"], "unique": True},
-        ],
+        # key = "<bulk key>|<hkl>|<termination>" is the identity.  No unique index on
+        # (bulk, miller, termination): miller is an array, so such an index is multikey and
+        # MongoDB would make each Miller digit unique per bulk and termination.
+        "indexes": [{"fields": ["key"], "unique": True}, "bulk"],
     }
 
 
@@ -156,6 +159,7 @@ class Job(Document):
 
     key = StringField(required=True)
     site = ReferenceField(Site, required=True)
+    bulk = ReferenceField(Bulk)  # the site's bulk: a space's jobs are those of its bulks
     adsorbate = StringField(required=True)
     profile = StringField(required=True)
     state = StringField(required=True, choices=JOB_STATES)
@@ -171,7 +175,12 @@ class Job(Document):
     meta = {
         "collection": "jobs",
         "auto_create_index": False,
-        "indexes": [{"fields": ["key"], "unique": True}, ("state", "profile"), "site"],
+        "indexes": [
+            {"fields": ["key"], "unique": True},
+            ("state", "profile"),
+            "site",
+            ("bulk", "profile", "state"),
+        ],
     }
 
 
@@ -227,6 +236,8 @@ class Calculation(Document):
             {"fields": ["key"], "unique": True},
             ("kind", "profile", "state"),
             "site",
+            ("bulk", "kind"),
+            "space",
         ],
     }
 
@@ -253,6 +264,8 @@ class ModelVersion(Document):
     file = StringField(required=True)
     sha256 = StringField(required=True)
     fit_seconds = FloatField()
+    scored_sites = IntField()  # sites its stored predictions cover (scored in `train`)
+    scored = DateTimeField()
     created = DateTimeField(default=_now)
 
     meta = {
@@ -265,10 +278,12 @@ class ModelVersion(Document):
 
 
 class PredictionChunk(Document):
-    """Predictions of one model version for up to CHUNK sites: parallel arrays.
+    """Predictions of one model version for up to CHUNK sites or surfaces: aligned arrays.
 
-    One document per chunk instead of per site keeps a scoring pass over a million sites to a
-    hundred writes; the latest version's chunks are what selection and ``candidates`` read.
+    ``level="site"``: every site of the space (``sites``, their ``surfaces``, ``mean``, ``std``),
+    what selection reads.  ``level="surface"``: for every surface its lowest-predicted site, what
+    ``candidates`` reads.  One document per chunk instead of per site keeps a scoring pass over a
+    million sites to a few dozen writes, and reading them back to as many documents.
     """
 
     model = ReferenceField(ModelVersion, required=True)
@@ -277,7 +292,9 @@ class PredictionChunk(Document):
     profile = StringField(required=True)
     version = IntField(required=True)
     chunk = IntField(required=True)
+    level = StringField(required=True, choices=("site", "surface"), default="site")
     sites = ListField(StringField())
+    surfaces = ListField(StringField())
     mean = ListField(FloatField())
     std = ListField(FloatField())
     created = DateTimeField(default=_now)
@@ -285,7 +302,7 @@ class PredictionChunk(Document):
     meta = {
         "collection": "predictions",
         "auto_create_index": False,
-        "indexes": [("space", "adsorbate", "profile", "version", "chunk")],
+        "indexes": [("space", "adsorbate", "profile", "version", "level", "chunk")],
     }
 
 
@@ -293,11 +310,12 @@ class Lease(Document):
     """Leadership of one space's daemon: whoever holds a fresh heartbeat owns the loop."""
 
     space = StringField(required=True)
-    owner = StringField(required=True)  # host:pid:token
-    acquired = DateTimeField(default=_now)
-    heartbeat = DateTimeField(default=_now)
+    owner = StringField(default="")  # host:pid:token; "" until a daemon first takes it
+    acquired = DateTimeField()
+    heartbeat = DateTimeField()
     state = StringField()  # what the daemon is doing: cycling, sleeping, paused, stopped
     released = BooleanField(default=False)
+    paused = BooleanField(default=False)  # set by `screener pause`, read before every cycle
 
     meta = {
         "collection": "leases",
@@ -342,7 +360,16 @@ DOCUMENTS: tuple[type[Document], ...] = (
 )
 
 
+# indexes of earlier versions that must not stay (the multikey Surface index, see Surface.meta)
+RETIRED_INDEXES = {Surface: ("bulk_1_miller_1_termination_1",)}
+
+
 def ensure_indexes() -> None:
-    """Create every document's indexes (real MongoDB servers; idempotent)."""
+    """Create every document's indexes and drop retired ones (idempotent)."""
+    for document, names in RETIRED_INDEXES.items():
+        existing = document._get_collection().index_information()
+        for name in names:
+            if name in existing:
+                document._get_collection().drop_index(name)
     for document in DOCUMENTS:
         document.ensure_indexes()

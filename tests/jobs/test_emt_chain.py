@@ -38,7 +38,6 @@ def _site(bulk_formula, miller, site_type, adsorbate) -> str:
 def seeded(settings):
     with open_store(settings) as store:
         _seed(store)
-        store.commit()
     return settings
 
 

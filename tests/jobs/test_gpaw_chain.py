@@ -17,10 +17,10 @@ from screener.store.documents import Calculation
 pytestmark = [pytest.mark.slow, pytest.mark.gpaw]
 
 
-def test_gpaw_fast_chain_h_on_cu100(tmp_path):
+def test_gpaw_fast_chain_h_on_cu100(settings):
     pytest.importorskip("gpaw")
     small = {  # a 1x1 Cu(100) slab of 3 atoms keeps this to a few minutes
-        "data_dir": tmp_path / "data",
+        **settings.model_dump(include={"data_dir", "mongo_uri", "db_name"}),
         "dask_workers": 0,
         "mpi_ranks": 2,
         "slab_min_thickness": 3.5,

@@ -1,0 +1,102 @@
+"""Several processes on one data directory at once: a daemon, status, workers, lpad and a seed."""
+
+from __future__ import annotations
+
+import json
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from screener.enumerate.seed import plan_seed, seed
+from screener.store import open_store
+from tests.conftest import env_of
+from tests.loop.test_daemon import _invariants
+
+SCREENER = str(Path(sys.executable).with_name("screener"))
+
+
+def _lines_until(proc: subprocess.Popen, done, timeout: float) -> list[dict]:
+    """Read the daemon's JSON lines until ``done(lines)`` or ``timeout`` s."""
+    lines: list[dict] = []
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while not done(lines) and time.monotonic() < deadline and proc.poll() is None:
+        if selector.select(timeout=1.0):
+            text = proc.stdout.readline()
+            if text.strip():
+                lines.append(json.loads(text))
+    return lines
+
+
+@pytest.mark.slow
+def test_daemon_status_workers_lpad_and_a_seed_side_by_side(local_settings):
+    settings, env = local_settings, env_of(local_settings)
+    with open_store(settings) as store:
+        seed(plan_seed("Cu", "CO,H", max_miller=1, settings=settings), store)
+    daemon = subprocess.Popen(
+        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--batch", "4"]
+        + ["--interval", "1", "--no-workers"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = _lines_until(daemon, lambda ls: any(x["event"] == "cycle" for x in ls), 120)
+        assert first and first[-1]["counts"]["submitted"] == 4, daemon.stderr
+
+        commands = {
+            "status": ["status", "--json"],
+            "workers": ["workers", "--json"],
+            "lpad": ["lpad", "get_fws", "-d", "count"],
+            "seed": ["seed", "-e", "Pd", "--max-miller", "1", "--json"],
+        }
+        procs = {
+            name: subprocess.Popen(
+                [SCREENER, *args],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, args in commands.items()
+        }
+        outputs = {name: p.communicate(timeout=600) for name, p in procs.items()}
+        for name, proc in procs.items():
+            assert proc.returncode == 0, f"{name}: {outputs[name][1]}"
+
+        status = json.loads(outputs["status"][0])
+        cu = status["spaces"]["Cu"]
+        assert cu["daemon"]["running"] and cu["daemon"]["heartbeat_age_s"] < 60
+        assert cu["last_cycle"]["submitted"] == 4  # the daemon's cycle, read live
+        # the daemon's workflows (gas, bulk, slab and adslab steps), seen by FireWorks' own lpad
+        assert int(outputs["lpad"][0].strip()) >= 4
+        assert json.loads(outputs["workers"][0])["rockets"] >= 4  # it ran what the daemon queued
+        assert json.loads(outputs["seed"][0])["added"]["surfaces"] == 3
+
+        # the daemon sees the workers' results in its next cycles
+        later = _lines_until(
+            daemon,
+            lambda ls: any(x.get("jobs", {}).get("done", 0) >= 4 for x in ls),
+            180,
+        )
+        assert any(x.get("jobs", {}).get("done", 0) >= 4 for x in later), later
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=120)
+    assert daemon.returncode == 0, err
+    final = json.loads(
+        subprocess.run(
+            [SCREENER, "status", "--json"], env=env, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert set(final["spaces"]) == {"Cu", "Pd"}
+    assert final["spaces"]["Cu"]["daemon"]["running"] is False
+    counts = _invariants(settings)
+    assert counts["done"] >= 4
