@@ -39,9 +39,11 @@ def build_pool(path: Path, elements: str) -> None:
     from screener.enumerate.seed import plan_seed, seed
     from screener.settings import use_settings
     from screener.store import open_store
+    from screener.store.server import stopped_after
 
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp:
-        with use_settings(data_dir=Path(tmp) / "data", dask_workers=0) as settings:
+        data_dir = Path(tmp) / "data"
+        with stopped_after(data_dir), use_settings(data_dir=data_dir, dask_workers=0) as settings:
             with open_store(settings) as store:
                 seed(plan_seed(elements, "CO,H", max_miller=1, settings=settings), store)
                 counts = build(elements.replace(",", "-"), ["CO", "H"], path, processes=2)
@@ -56,6 +58,7 @@ def time_demo() -> dict:
         started = time.perf_counter()
         done = subprocess.run([screener, "demo"], env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - started
+        subprocess.run([screener, "db", "stop"], env=env, capture_output=True)
     if done.returncode != 0:
         log(done.stderr[-2000:])
     return {"seconds": round(seconds, 1), "returncode": done.returncode}

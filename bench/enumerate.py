@@ -8,9 +8,9 @@ reported, with sites per second, slabs per second and the ratios ours/pymatgen. 
 the fairer comparison: the tools find different numbers of sites (ours tells fcc from hcp hollows,
 finds 4-fold hollows and looks below the top layer on open surfaces).
 
-Part 2 runs the real ``screener seed`` command on a 6-element space in a fresh embedded store with
-a local dask cluster, reports its wall time and what it stored, then runs the same seed again
-(which should add nothing) and reports that time too.
+Part 2 runs the real ``screener seed`` command on a 6-element space in a fresh data directory
+(its own database server) with a local dask cluster, reports its wall time and what it stored,
+then runs the same seed again (which should add nothing) and reports that time too.
 
 Usage::
 
@@ -45,7 +45,7 @@ EXPECTED_FCC = {
     (1, 1, 1): {"ontop": 1, "bridge": 1, "fcc": 1, "hcp": 1, "4-fold": 0},
     (1, 0, 0): {"ontop": 1, "bridge": 1, "fcc": 0, "hcp": 0, "4-fold": 1},
 }
-# environment variables that would point the seed at something other than a fresh embedded store
+# environment variables that would point the seed at something other than a fresh local store
 FOREIGN_SETTINGS = ("SCREENER_MONGO_URI", "SCREENER_DASK_SCHEDULER", "SCREENER_CONFIG_FILE")
 
 
@@ -470,8 +470,11 @@ def part_two(args: argparse.Namespace) -> dict[str, Any]:
         status = run_cli(cli + ["status", "--json"], env)
     finally:
         if args.keep_data:
-            log(f"part 2: store kept in {data_dir}")
+            log(f"part 2: store kept in {data_dir} (`screener db stop` ends its server)")
         else:
+            from screener.store import server
+
+            server.stop(data_dir)
             shutil.rmtree(data_dir, ignore_errors=True)
     total = (status.get("output") or {}).get("total") or {}
     return {
@@ -556,7 +559,7 @@ def print_report(result: dict[str, Any]) -> None:
         print(
             f"== part 2: `screener seed` of {','.join(p2['elements'])} "
             f"({p2['adsorbates']}, max Miller {p2['max_miller']}, "
-            f"{p2['dask_workers']} dask workers, fresh embedded store)"
+            f"{p2['dask_workers']} dask workers, fresh local store)"
         )
         for name in ("first", "second"):
             s = p2[name]

@@ -4,7 +4,7 @@
                                         [--json]
 
 1. Pool: ``--pool FILE`` is reused when it exists; otherwise (or without ``--pool``) the elements
-   are seeded into a throwaway embedded store and every CO and H site is labelled with EMT by
+   are seeded into a throwaway store and every CO and H site is labelled with EMT by
    :func:`screener.emt_pool.build_pool` (written to FILE, or a temporary file).
    Rows with anomaly flags (adsorbate migrated or dissociated, surface reconstructed: EMT's C-O
    bond breaks on many sites) are left out, as the loop leaves them out of training;

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
 
@@ -660,7 +661,7 @@ def select(
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings()) as store:
+    with open_store(load_settings(), readonly=True) as store:
         rows = run_select(
             store,
             space,
@@ -906,6 +907,22 @@ def db_uri() -> None:
     sys.stdout.write(store_uri(load_settings()) + "\n")
 
 
+def _database_failure(exc: Exception) -> str:
+    from screener.settings import load_settings
+    from screener.store import server
+    from screener.store.connect import safe_location
+
+    reason = str(exc).split(", full error")[0]
+    try:
+        settings = load_settings()
+    except ScreenerError:
+        return f"the database failed: {reason}"
+    if settings.mongo_uri:
+        return f"the database at {safe_location(settings.mongo_uri)} failed: {reason}"
+    log = server.ServerPaths(settings.data_dir).log.resolve()
+    return f"the database server of {settings.data_dir} failed: {reason}; see {log}"
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning ScreenerError into one line + exit code."""
     try:
@@ -913,6 +930,9 @@ def main() -> None:
     except ScreenerError as exc:
         sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
         sys.exit(exc.exit_code)
+    except PyMongoError as exc:  # the server failed mid-command (damaged storage, a crash)
+        sys.stderr.write(f"error: {' '.join(_database_failure(exc).split())}\n")
+        sys.exit(1)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code or 0)

@@ -248,7 +248,7 @@ class Daemon:
         """One cycle; returns its record (also stored as a Cycle document and emitted)."""
         from screener.jobs.ingest import ingest
         from screener.jobs.submit import reconcile, submit_batch
-        from screener.jobs.workers import run_workers
+        from screener.jobs.workers import rerun_lost, run_workers
         from screener.learning import select, train
 
         store, timings, counts = self.store, {}, {}
@@ -265,6 +265,8 @@ class Daemon:
         step.mark = started
         self.lease.beat("cycle")
         counts["reconciled"] = reconcile(store)
+        if not self.host_workers:  # rockets run elsewhere: their lost runs are put back here
+            counts["lost_reruns"] = rerun_lost(store.launchpad(), store.settings.lostrun_hours)
         counts["ingested"] = ingest(store)
         step("ingest")
         crash_point("after-ingest")

@@ -41,6 +41,8 @@ def ingest(store: Store) -> dict[str, int]:
         if key in known or not fw.get("launches"):
             continue
         launch = launchpad.launches.find_one({"launch_id": fw["launches"][-1]})
+        if fw["state"] == "FIZZLED" and launch is not None and launch.get("action") is None:
+            continue  # lost, not failed: the workers rerun it
         stored = ((launch or {}).get("action") or {}).get("stored_data") or {}
         if fw["state"] == "COMPLETED" and "screener" in stored:
             document = _calculation_done(key, stored["screener"])
@@ -52,6 +54,15 @@ def ingest(store: Store) -> dict[str, int]:
         counts[f"{document['kind']}_{document['state']}"] += 1
     counts["jobs_settled"] = _settle_jobs(launchpad)
     return dict(counts)
+
+
+def lost_fizzle(launchpad: Any, fw: dict[str, Any]) -> bool:
+    """A FIZZLED firework whose last launch recorded no action: FireWorks' lost-run detection
+    fizzled it (its worker died), no task failed."""
+    if not fw.get("launches"):
+        return False
+    launch = launchpad.launches.find_one({"launch_id": fw["launches"][-1]}, {"action": 1})
+    return launch is not None and launch.get("action") is None
 
 
 def _refs(key: str) -> dict[str, Any]:
@@ -146,8 +157,10 @@ def _settle_jobs(launchpad: Any) -> int:
             failed = [
                 fw["spec"]["screener_key"]
                 for fw in launchpad.fireworks.find(
-                    {"fw_id": {"$in": list(job.fw_ids)}, "state": "FIZZLED"}, {"spec": 1}
+                    {"fw_id": {"$in": list(job.fw_ids)}, "state": "FIZZLED"},
+                    {"spec.screener_key": 1, "launches": 1},
                 )
+                if not lost_fizzle(launchpad, fw)
             ]
             if not failed:
                 continue

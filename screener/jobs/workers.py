@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from screener.faults import crash_point
-from screener.jobs.ingest import ingest
+from screener.jobs.ingest import ingest, lost_fizzle
 from screener.store import Store
 from screener.store.server import pid_alive
 
 WORKER_PREFIX = "screener@"
+RESERVE_GRACE_S = 30.0  # a checkout reserves and writes its launch within milliseconds
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +93,67 @@ def _dead_local_workers(launchpad: Any) -> list[str]:
     return dead
 
 
+def _age_s(value: Any) -> float:
+    """Seconds since a FireWorks timestamp (a datetime or an ISO string)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return 0.0
+    if not isinstance(value, dt.datetime):
+        return 0.0
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return (dt.datetime.now(dt.timezone.utc) - value).total_seconds()
+
+
 def rerun_lost(launchpad: Any, lostrun_hours: float) -> int:
-    """Rerun RUNNING fireworks whose local worker died, and those silent for ``lostrun_hours``;
-    returns how many were rerun."""
+    """Put back what dead workers left behind; returns how many fireworks were rerun.
+
+    FireWorks changes a firework, its launch and its workflow in separate writes, so a worker, or
+    the database server, killed in between leaves states no live process will move on:
+
+    * RUNNING launches of a dead local worker (at once) or silent for ``lostrun_hours``: rerun
+      (FireWorks' ``detect_lostruns``, which also refreshes fireworks left RUNNING over a
+      finished launch);
+    * fireworks FIZZLED by that detection (their last launch has no recorded action) whose rerun
+      was cut short: rerun;
+    * fireworks RESERVED by a checkout that died before it wrote the launch (no live launch,
+      reserved more than ``RESERVE_GRACE_S`` ago): refreshed from their launches, or made READY.
+    """
     rerun: set[int] = set()
     dead = _dead_local_workers(launchpad)
     if dead:
         lost = launchpad.detect_lostruns(
-            expiration_secs=0, rerun=True, launch_query={"fworker.name": {"$in": dead}}
+            expiration_secs=0,
+            rerun=True,
+            refresh=True,
+            launch_query={"fworker.name": {"$in": dead}},
         )
         rerun.update(lost[1])
-    lost = launchpad.detect_lostruns(expiration_secs=int(lostrun_hours * 3600), rerun=True)
+    lost = launchpad.detect_lostruns(
+        expiration_secs=int(lostrun_hours * 3600), rerun=True, refresh=True
+    )
     rerun.update(lost[1])
+    for fw in launchpad.fireworks.find({"state": "FIZZLED"}, {"fw_id": 1, "launches": 1}):
+        if lost_fizzle(launchpad, fw):
+            rerun.update(launchpad.rerun_fw(fw["fw_id"], rerun_duplicates=False))
+    for fw in launchpad.fireworks.find(
+        {"state": "RESERVED"}, {"fw_id": 1, "launches": 1, "updated_on": 1}
+    ):
+        live = launchpad.launches.count_documents(
+            {
+                "launch_id": {"$in": fw.get("launches", [])},
+                "state": {"$in": ["RESERVED", "RUNNING"]},
+            }
+        )
+        if live or _age_s(fw.get("updated_on")) < RESERVE_GRACE_S:
+            continue
+        if fw.get("launches"):  # a duplicate linked to a launch: its state follows the launch
+            launchpad._refresh_wf(fw["fw_id"])
+        else:
+            launchpad.fireworks.update_one(
+                {"fw_id": fw["fw_id"], "state": "RESERVED"}, {"$set": {"state": "READY"}}
+            )
+        rerun.add(fw["fw_id"])
     return len(rerun)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,18 +20,24 @@ from tests.loop.test_daemon import _invariants
 SCREENER = str(Path(sys.executable).with_name("screener"))
 
 
-def _lines_until(proc: subprocess.Popen, done, timeout: float) -> list[dict]:
-    """Read the daemon's JSON lines until ``done(lines)`` or ``timeout`` s."""
-    lines: list[dict] = []
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while not done(lines) and time.monotonic() < deadline and proc.poll() is None:
-        if selector.select(timeout=1.0):
-            text = proc.stdout.readline()
+class _Lines:
+    """The daemon's JSON lines, read by a thread as they come."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[dict] = []
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for text in proc.stdout:
             if text.strip():
-                lines.append(json.loads(text))
-    return lines
+                self.lines.append(json.loads(text))
+
+    def wait_for(self, done, timeout: float) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while not done(self.lines) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return list(self.lines)
 
 
 @pytest.mark.slow
@@ -48,8 +54,9 @@ def test_daemon_status_workers_lpad_and_a_seed_side_by_side(local_settings):
         text=True,
     )
     try:
-        first = _lines_until(daemon, lambda ls: any(x["event"] == "cycle" for x in ls), 120)
-        assert first and first[-1]["counts"]["submitted"] == 4, daemon.stderr
+        lines = _Lines(daemon)
+        first = lines.wait_for(lambda ls: any(x["event"] == "cycle" for x in ls), 120)
+        assert first and first[0]["counts"]["submitted"] == 4
 
         commands = {
             "status": ["status", "--json"],
@@ -81,15 +88,13 @@ def test_daemon_status_workers_lpad_and_a_seed_side_by_side(local_settings):
         assert json.loads(outputs["seed"][0])["added"]["surfaces"] == 3
 
         # the daemon sees the workers' results in its next cycles
-        later = _lines_until(
-            daemon,
-            lambda ls: any(x.get("jobs", {}).get("done", 0) >= 4 for x in ls),
-            180,
+        later = lines.wait_for(
+            lambda ls: any(x.get("jobs", {}).get("done", 0) >= 4 for x in ls), 180
         )
         assert any(x.get("jobs", {}).get("done", 0) >= 4 for x in later), later
     finally:
         daemon.send_signal(signal.SIGTERM)
-        out, err = daemon.communicate(timeout=120)
+        _, err = daemon.communicate(timeout=120)
     assert daemon.returncode == 0, err
     final = json.loads(
         subprocess.run(

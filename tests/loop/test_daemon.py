@@ -18,6 +18,7 @@ import pytest
 from screener.daemon import Daemon, LeaseHeldError, LeaseKeeper, set_paused
 from screener.enumerate.seed import plan_seed, seed
 from screener.errors import InputError
+from screener.jobs.workers import RESERVE_GRACE_S
 from screener.learning import training_rows
 from screener.queries import is_paused
 from screener.store import Site, open_store
@@ -273,6 +274,7 @@ def test_kill_9_at_random_points_never_duplicates_or_loses(local_settings):
         assert seen_keys <= keys, f"acknowledged calculations lost: {sorted(seen_keys - keys)}"
         seen_keys = keys
     assert killed["daemon"] >= 8 and killed["server"] >= 8, killed
+    time.sleep(RESERVE_GRACE_S)  # a checkout cut short by a server kill is reclaimed after this
     final = subprocess.run(
         [SCREENER, "run", "--space", "Cu-Pd", "--calculator", "emt", "--cycles", "1"]
         + ["--batch", "1", "--interval", "0"],
