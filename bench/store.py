@@ -785,7 +785,7 @@ def measure_reads(
             "best_docs_per_s": round(streamed / timing["best_s"]),
             "median_docs_per_s": round(streamed / timing["median_s"]),
         }
-        log(f"  raw {name}: {timing['runs_s']} s ({streamed} docs)")
+        log(f"  {name}: {timing['runs_s']} s ({streamed} docs)")
 
     stream("raw_find_collection_ids", lambda: sum(1 for _ in sites.find({}, {"_id": 1})))
     stream(

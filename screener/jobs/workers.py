@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from screener.store.server import pid_alive
 
 WORKER_PREFIX = "screener@"
 RESERVE_GRACE_S = 30.0  # a checkout reserves and writes its launch within milliseconds
+LOCK_CHECK_S = 5.0  # a workflow lock unchanged this long has lost its holder
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,36 @@ def _age_s(value: Any) -> float:
     return (dt.datetime.now(dt.timezone.utc) - value).total_seconds()
 
 
+def release_stale_locks(launchpad: Any, wait_s: float = LOCK_CHECK_S) -> int:
+    """Unlock workflows whose FireWorks lock outlived its holder; returns how many.
+
+    A ``WFLock`` is held for one refresh of a workflow (milliseconds here), which ends by writing
+    the workflow's ``updated_on``.  A workflow still locked after ``wait_s`` with the same
+    ``updated_on`` lost its holder; without this, every later refresh of it waits five minutes
+    and fails (FireWorks' ``WFLOCK_EXPIRATION_SECS``).
+    """
+    locked = {
+        w["_id"]: w.get("updated_on")
+        for w in launchpad.workflows.find({"locked": True}, {"updated_on": 1})
+    }
+    if not locked:
+        return 0
+    time.sleep(wait_s)
+    released = 0
+    for wf in launchpad.workflows.find(
+        {"_id": {"$in": list(locked)}, "locked": True}, {"updated_on": 1}
+    ):
+        if wf.get("updated_on") == locked[wf["_id"]]:
+            done = launchpad.workflows.update_one(
+                {"_id": wf["_id"], "locked": True, "updated_on": wf.get("updated_on")},
+                {"$unset": {"locked": True}},
+            )
+            released += done.modified_count
+    if released:
+        log.warning("released %d workflow locks left by dead workers", released)
+    return released
+
+
 def rerun_lost(launchpad: Any, lostrun_hours: float) -> int:
     """Put back what dead workers left behind; returns how many fireworks were rerun.
 
@@ -119,8 +151,11 @@ def rerun_lost(launchpad: Any, lostrun_hours: float) -> int:
     * fireworks FIZZLED by that detection (their last launch has no recorded action) whose rerun
       was cut short: rerun;
     * fireworks RESERVED by a checkout that died before it wrote the launch (no live launch,
-      reserved more than ``RESERVE_GRACE_S`` ago): refreshed from their launches, or made READY.
+      reserved more than ``RESERVE_GRACE_S`` ago): refreshed from their launches, or made READY;
+    * workflow locks (FireWorks' ``WFLock``) whose holder died: released
+      (:func:`release_stale_locks`), before anything here needs them.
     """
+    release_stale_locks(launchpad)
     rerun: set[int] = set()
     dead = _dead_local_workers(launchpad)
     if dead:

@@ -21,6 +21,9 @@ from screener.store import documents, server
 
 log = logging.getLogger(__name__)
 ALIAS = "default"
+# screener's queries of FireWorks' collection: the step key (duplicate finder, ingest) and the
+# job key (reconciling a submission)
+FIREWORK_INDEXES = ("spec.screener_key", "spec.screener_job")
 CLIENT_OPTIONS: dict[str, Any] = {
     "journal": True,  # write concern j=True: the ledger, results, leases and models survive
     "serverSelectionTimeoutMS": 10000,
@@ -81,9 +84,12 @@ class Store:
             from fireworks.core.launchpad import LaunchPad
 
             launchpad = LaunchPad.from_dict(self.launchpad_spec())
-            fresh = launchpad.fw_id_assigner.count_documents({}) == 0
-            if fresh and not self.readonly and launchpad.fireworks.count_documents({}) == 0:
-                launchpad.reset("", require_password=False)
+            if not self.readonly:
+                fresh = launchpad.fw_id_assigner.count_documents({}) == 0
+                if fresh and launchpad.fireworks.count_documents({}) == 0:
+                    launchpad.reset("", require_password=False)
+                for field in FIREWORK_INDEXES:
+                    launchpad.fireworks.create_index(field)
             self._launchpad = launchpad
         return self._launchpad
 

@@ -174,6 +174,8 @@ def test_writes_are_journaled_and_the_multikey_surface_index_is_retired(settings
     with open_store(settings) as store:
         assert store.client.write_concern.document == {"j": True}
         assert store.launchpad().connection.write_concern.document == {"j": True}
+        fireworks = store.launchpad().fireworks.index_information()
+        assert {"spec.screener_key_1", "spec.screener_job_1"} <= set(fireworks)
         surfaces = Surface._get_collection()
         assert "bulk_1_miller_1_termination_1" not in surfaces.index_information()
         # a store made by an earlier version has it: it goes on the next open

@@ -1,0 +1,79 @@
+"""What a killed worker or database server leaves in FireWorks, and how workers put it back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+from fireworks import FWorker
+from fireworks.core.firework import Launch
+
+from screener.jobs.ingest import ingest
+from screener.jobs.submit import submit
+from screener.jobs.workers import RESERVE_GRACE_S, release_stale_locks, rerun_lost, run_workers
+from screener.store import open_store
+from screener.store.documents import Calculation, Job
+from tests.jobs.test_emt_chain import _seed, _site
+
+
+def _workflow(store, adsorbate="H") -> list[int]:
+    return sorted(submit(_site("Cu", (1, 1, 1), "fcc", adsorbate), "emt", store).fw_ids)
+
+
+def test_a_stale_workflow_lock_is_released_and_a_live_one_kept(settings):
+    with open_store(settings) as store:
+        _seed(store, "Cu")
+        first, second = _workflow(store, "H"), _workflow(store, "CO")
+        workflows = store.launchpad().workflows
+        workflows.update_many({}, {"$set": {"locked": True}})
+
+        # the second workflow's holder is alive: it writes the workflow while we watch
+        def refresh_second():
+            workflows.update_one(
+                {"nodes": second[0]}, {"$set": {"updated_on": dt.datetime.now().isoformat()}}
+            )
+
+        timer = threading.Timer(0.2, refresh_second)
+        timer.start()
+        assert release_stale_locks(store.launchpad(), wait_s=0.6) == 1
+        timer.join()
+        assert "locked" not in workflows.find_one({"nodes": first[0]})
+        assert workflows.find_one({"nodes": second[0]})["locked"] is True
+
+
+def test_an_orphaned_reservation_and_a_lost_fizzle_are_rerun_not_recorded(settings):
+    with open_store(settings) as store:
+        _seed(store, "Cu")
+        fw_ids = _workflow(store)
+        launchpad = store.launchpad()
+        ready = [fw["fw_id"] for fw in launchpad.fireworks.find({"state": "READY"}, {"fw_id": 1})]
+        reserved, fizzled = ready[0], ready[1]
+        # a checkout killed between reserving and writing its launch, long enough ago
+        old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=RESERVE_GRACE_S + 5)
+        launchpad.fireworks.update_one(
+            {"fw_id": reserved}, {"$set": {"state": "RESERVED", "updated_on": old}}
+        )
+        # lost-run detection fizzled this one (a launch without an action), then died
+        launch_id = launchpad.get_new_launch_id()
+        lost = Launch("FIZZLED", "/nonexistent", FWorker("screener@elsewhere:1"))
+        lost.launch_id, lost.fw_id = launch_id, fizzled
+        launchpad.launches.insert_one(lost.to_db_dict())
+        launchpad.fireworks.update_one(
+            {"fw_id": fizzled}, {"$set": {"state": "FIZZLED", "launches": [launch_id]}}
+        )
+        ingest(store)
+        assert Calculation.objects(state="failed").count() == 0  # lost, not failed
+        assert Job.objects.get().state == "submitted"
+
+        assert rerun_lost(launchpad, 4.0) == 2
+        states = {
+            fw["fw_id"]: fw["state"]
+            for fw in launchpad.fireworks.find({"fw_id": {"$in": [reserved, fizzled]}})
+        }
+        assert set(states.values()) <= {"READY", "WAITING"}
+        run_workers(store)
+        assert Job.objects.get().state == "done"
+        assert Calculation.objects(state="failed").count() == 0
+        assert {fw["state"] for fw in launchpad.fireworks.find({"fw_id": {"$in": fw_ids}})} == {
+            "COMPLETED"
+        }
