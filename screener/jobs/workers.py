@@ -109,6 +109,22 @@ def _age_s(value: Any) -> float:
     return (dt.datetime.now(dt.timezone.utc) - value).total_seconds()
 
 
+def _repair_workflow(launchpad: Any, fw_id: int) -> None:
+    """Bring a workflow's record of its fireworks' states back in line with the fireworks, then
+    let FireWorks refresh the firework (and its children) from its launches."""
+    wf = launchpad.workflows.find_one({"nodes": fw_id}, {"nodes": 1})
+    if wf is None:
+        return
+    states = {
+        str(doc["fw_id"]): doc["state"]
+        for doc in launchpad.fireworks.find(
+            {"fw_id": {"$in": wf["nodes"]}}, {"fw_id": 1, "state": 1}
+        )
+    }
+    launchpad.workflows.update_one({"_id": wf["_id"]}, {"$set": {"fw_states": states}})
+    launchpad._refresh_wf(fw_id)
+
+
 def release_stale_locks(launchpad: Any, wait_s: float = LOCK_CHECK_S) -> int:
     """Unlock workflows whose FireWorks lock outlived its holder; returns how many.
 
@@ -150,8 +166,10 @@ def rerun_lost(launchpad: Any, lostrun_hours: float) -> int:
       finished launch);
     * fireworks FIZZLED by that detection (their last launch has no recorded action) whose rerun
       was cut short: rerun;
-    * fireworks RESERVED by a checkout that died before it wrote the launch (no live launch,
-      reserved more than ``RESERVE_GRACE_S`` ago): refreshed from their launches, or made READY;
+    * fireworks not yet run on the record (WAITING, READY, RESERVED) that a checkout or a
+      duplicate link cut short left behind, untouched for ``RESERVE_GRACE_S``: reserved with no
+      launch -> READY; linked to a finished launch -> their workflow is repaired and refreshed
+      from it;
     * workflow locks (FireWorks' ``WFLock``) whose holder died: released
       (:func:`release_stale_locks`), before anything here needs them.
     """
@@ -174,8 +192,11 @@ def rerun_lost(launchpad: Any, lostrun_hours: float) -> int:
         if lost_fizzle(launchpad, fw):
             rerun.update(launchpad.rerun_fw(fw["fw_id"], rerun_duplicates=False))
     for fw in launchpad.fireworks.find(
-        {"state": "RESERVED"}, {"fw_id": 1, "launches": 1, "updated_on": 1}
+        {"state": {"$in": ["WAITING", "READY", "RESERVED"]}},
+        {"fw_id": 1, "state": 1, "launches": 1, "updated_on": 1},
     ):
+        if not fw.get("launches") and fw["state"] != "RESERVED":
+            continue  # not run yet: as it should be
         live = launchpad.launches.count_documents(
             {
                 "launch_id": {"$in": fw.get("launches", [])},
@@ -184,8 +205,8 @@ def rerun_lost(launchpad: Any, lostrun_hours: float) -> int:
         )
         if live or _age_s(fw.get("updated_on")) < RESERVE_GRACE_S:
             continue
-        if fw.get("launches"):  # a duplicate linked to a launch: its state follows the launch
-            launchpad._refresh_wf(fw["fw_id"])
+        if fw.get("launches"):  # linked to a duplicate's launch: its state follows that launch
+            _repair_workflow(launchpad, fw["fw_id"])
         else:
             launchpad.fireworks.update_one(
                 {"fw_id": fw["fw_id"], "state": "RESERVED"}, {"$set": {"state": "READY"}}

@@ -41,9 +41,9 @@ def store_uri(settings: ScreenerSettings) -> str:
 
 
 def safe_location(uri: str) -> str:
-    """A URI without its credentials, for messages."""
+    """A URI's hosts and database, without credentials or options, for messages."""
     rest = uri.split("://", 1)[-1]
-    return rest.split("@")[-1]
+    return rest.split("@")[-1].split("?")[0].rstrip("/")
 
 
 class Store:

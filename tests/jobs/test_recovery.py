@@ -77,3 +77,36 @@ def test_an_orphaned_reservation_and_a_lost_fizzle_are_rerun_not_recorded(settin
         assert {fw["state"] for fw in launchpad.fireworks.find({"fw_id": {"$in": fw_ids}})} == {
             "COMPLETED"
         }
+
+
+def test_a_workflow_whose_record_a_kill_left_stale_is_repaired(settings):
+    """A firework linked to a finished launch but WAITING, under a workflow whose fw_states
+    still holds an older state of its parent: what a kill between FireWorks' writes leaves."""
+    with open_store(settings) as store:
+        _seed(store, "Cu")
+        fw_ids = _workflow(store)
+        run_workers(store)
+        launchpad = store.launchpad()
+        slab = launchpad.fireworks.find_one(
+            {"fw_id": {"$in": fw_ids}, "spec.screener_key": {"$regex": "^slab:"}}
+        )
+        bulk = launchpad.fireworks.find_one(
+            {"fw_id": {"$in": fw_ids}, "spec.screener_key": {"$regex": "^bulk:"}}
+        )
+        old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=RESERVE_GRACE_S + 5)
+        launchpad.fireworks.update_one(
+            {"fw_id": slab["fw_id"]}, {"$set": {"state": "WAITING", "updated_on": old}}
+        )
+        launchpad.workflows.update_one(
+            {"nodes": slab["fw_id"]},
+            {
+                "$set": {
+                    f"fw_states.{bulk['fw_id']}": "READY",
+                    f"fw_states.{slab['fw_id']}": "WAITING",
+                }
+            },
+        )
+        assert rerun_lost(launchpad, 4.0) == 1
+        assert launchpad.fireworks.find_one({"fw_id": slab["fw_id"]})["state"] == "COMPLETED"
+        states = launchpad.workflows.find_one({"nodes": slab["fw_id"]})["fw_states"]
+        assert set(states.values()) == {"COMPLETED"}
