@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from screener.errors import InputError
-from screener.queries import get_space
-from screener.store import Bulk, ElementSpace, Site, Store, Surface
+from screener.queries import bulk_counters, get_space
+from screener.store import ElementSpace, Site, Store, Surface
 from screener.store.documents import Calculation, Job, ModelVersion, PredictionChunk, _now
 
 log = logging.getLogger(__name__)
@@ -237,10 +237,7 @@ def train(
 # -- scoring -----------------------------------------------------------------------------------
 def space_site_count(doc: ElementSpace, adsorbate: str) -> int:
     """Sites of one adsorbate in a space, from its bulks' counters."""
-    return sum(
-        int((b.get("n_sites") or {}).get(adsorbate, 0))
-        for b in Bulk._get_collection().find({"_id": {"$in": list(doc.bulks)}}, {"n_sites": 1})
-    )
+    return bulk_counters(list(doc.bulks))[1].get(adsorbate, 0)
 
 
 def space_sites(space: str, adsorbate: str, *, fingerprints: bool = True) -> dict[str, Any]:

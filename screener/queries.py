@@ -16,7 +16,7 @@ from screener.store.documents import Cycle, Job, Lease, ModelVersion
 QUEUED_STATES = ("submitting", "submitted")
 
 
-def _bulk_counters(bulk_ids: list | None = None) -> tuple[int, dict[str, int]]:
+def bulk_counters(bulk_ids: list | None = None) -> tuple[int, dict[str, int]]:
     """Surfaces and sites per adsorbate over some bulks (all when None), from their counters."""
     query = {} if bulk_ids is None else {"_id": {"$in": bulk_ids}}
     surfaces, sites = 0, Counter()
@@ -35,7 +35,7 @@ def status(store: Store) -> dict[str, Any]:
     spaces = {}
     for space in ElementSpace.objects.order_by("name"):
         ids = list(space.bulks)
-        surfaces, sites = _bulk_counters(ids)
+        surfaces, sites = bulk_counters(ids)
         spaces[space.name] = {
             "elements": list(space.elements),
             "adsorbates": list(space.adsorbates),
@@ -44,7 +44,7 @@ def status(store: Store) -> dict[str, Any]:
             "sites": sites,
             **loop_status(space),
         }
-    surfaces, sites = _bulk_counters()
+    surfaces, sites = bulk_counters()
     return {
         "store": {"kind": store.kind, "location": store.location},
         "spaces": spaces,
