@@ -243,6 +243,11 @@ def demo(
         out.print(f"MAE of the predictions made before each calculation: {prospective}")
     out.print(f"report: {path}  ({time.perf_counter() - started:.0f} s in all)")
     out.print("The same loop with DFT:\n" + how_to_gpaw(plan.space, ",".join(plan.elements)))
+    if not settings.mongo_uri:
+        out.print(
+            f"The database server of {settings.data_dir} keeps running for the next command "
+            "(`screener db stop` ends it)."
+        )
 
 
 @app.command()
