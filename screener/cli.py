@@ -886,7 +886,10 @@ def db_stop() -> None:
     """Stop the data directory's database server."""
     from screener.store import server
 
-    out.print(_server_line(server.stop(_local_data_dir())))
+    data_dir = _local_data_dir()
+    before = server.status(data_dir)
+    after = server.stop(data_dir)
+    out.print(f"stopped pid {before.pid}" if before.running else _server_line(after))
 
 
 @db_app.command("status")
