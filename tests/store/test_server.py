@@ -18,15 +18,9 @@ import pytest
 from screener.store import open_store, server
 from screener.store.documents import Surface, ensure_indexes
 from tests.conftest import env_of
+from tests.test_cli import run
 
 SCREENER = str(Path(sys.executable).with_name("screener"))
-
-
-def run(env, *args, check=True):
-    proc = subprocess.run([SCREENER, *args], env=env, capture_output=True, text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"screener {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
-    return proc
 
 
 def servers_of(storage: Path) -> list[int]:
