@@ -18,9 +18,13 @@ QUEUED_STATES = ("submitting", "submitted")
 
 def bulk_counters(bulk_ids: list | None = None) -> tuple[int, dict[str, int]]:
     """Surfaces and sites per adsorbate over some bulks (all when None), from their counters."""
-    query = {} if bulk_ids is None else {"_id": {"$in": bulk_ids}}
+    # every bulk, kept here: bulks number in the thousands at most, and an `_id $in` of a
+    # space's bulk ids is quadratic on SecantusDB (1,000 ids: 1.8 s, all bulks: 0.03 s)
+    wanted = None if bulk_ids is None else set(bulk_ids)
     surfaces, sites = 0, Counter()
-    for doc in Bulk._get_collection().find(query, {"n_surfaces": 1, "n_sites": 1}):
+    for doc in Bulk._get_collection().find({}, {"n_surfaces": 1, "n_sites": 1}):
+        if wanted is not None and doc["_id"] not in wanted:
+            continue
         surfaces += int(doc.get("n_surfaces") or 0)
         sites.update({a: int(n) for a, n in (doc.get("n_sites") or {}).items()})
     return surfaces, dict(sorted(sites.items()))
