@@ -335,7 +335,7 @@ def insert_throughput(
     """
     from bson import ObjectId
 
-    from screener.enumerate.seed import SeedReport, _insert_sites
+    from screener.enumerate.seed import SeedReport, _insert_sites, site_document
     from screener.store import Bulk, Surface
 
     bulks = {b["_id"]: b for b in template.bulks}
@@ -364,18 +364,7 @@ def insert_throughput(
     def raw_documents(plan: list[tuple[Any, Any, list[dict]]]) -> list[list[dict]]:
         created = _now()
         return [
-            [
-                {
-                    **row,
-                    "surface": surface.id,
-                    "bulk": bulk.id,
-                    "miller": list(surface.miller),
-                    "bulk_formula": bulk.formula,
-                    "state": "open",
-                    "created": created,
-                }
-                for row in rows
-            ]
+            [site_document(row, surface, bulk, created) for row in rows]
             for surface, bulk, rows in plan
         ]
 

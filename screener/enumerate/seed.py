@@ -331,19 +331,22 @@ def _insert_sites(
         known.add((row["adsorbate"], row["position_key"]))
         if row["site_type"] not in SITE_TYPES:
             raise ValueError(f"unknown site type {row['site_type']!r}")
-        documents.append(
-            {
-                **row,
-                "surface": surface.id,
-                "bulk": bulk.id,
-                "miller": list(surface.miller),
-                "bulk_formula": bulk.formula,
-                "state": "open",
-                "created": created,
-            }
-        )
+        documents.append(site_document(row, surface, bulk, created))
     for doc in _insert_many(Site._get_collection(), documents):
         report.added["sites"][doc["adsorbate"]] += 1
+
+
+def site_document(row: dict, surface: Surface, bulk: Bulk, created: Any) -> dict[str, Any]:
+    """A plain document in the Site schema for one enumerated site row of ``surface``."""
+    return {
+        **row,
+        "surface": surface.id,
+        "bulk": bulk.id,
+        "miller": list(surface.miller),
+        "bulk_formula": bulk.formula,
+        "state": "open",
+        "created": created,
+    }
 
 
 def _insert_many(collection: Any, documents: list[dict]) -> list[dict]:
