@@ -16,7 +16,7 @@ from bson import ObjectId
 
 from screener.errors import InputError
 from screener.learning import default_profile, stored_predictions, usable_results
-from screener.queries import get_space
+from screener.queries import by_bulk, by_ids, get_space
 from screener.store import Surface
 from screener.store.documents import Calculation
 
@@ -30,10 +30,9 @@ def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict
     doc = get_space(space)
     out: dict[str, dict[str, Any]] = {}
     query = usable_results(profile, adsorbate)
-    query["bulk"] = {"$in": list(doc.bulks)}
     query["site"] = {"$ne": None}
     projection = {"site": 1, "surface": 1, "adsorption_energy": 1}
-    for calc in Calculation._get_collection().find(query, projection):
+    for calc in by_bulk(Calculation._get_collection(), list(doc.bulks), query, projection):
         site, surface = str(calc["site"]), str(calc["surface"])
         energy = float(calc["adsorption_energy"])
         row = out.setdefault(
@@ -68,8 +67,9 @@ def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict
 def surface_docs(ids: list[str]) -> dict[str, dict]:
     return {
         str(s["_id"]): s
-        for s in Surface._get_collection().find(
-            {"_id": {"$in": [ObjectId(i) for i in ids]}},
+        for s in by_ids(
+            Surface._get_collection(),
+            [ObjectId(i) for i in ids],
             {"key": 1, "bulk_formula": 1, "miller": 1, "termination": 1},
         )
     }

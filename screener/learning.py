@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from screener.errors import InputError
-from screener.queries import bulk_counters, get_space
-from screener.store import ElementSpace, Site, Store, Surface
+from screener.queries import bulk_counters, by_bulk, by_ids, get_space, of_space
+from screener.store import ElementSpace, Site, Store
 from screener.store.documents import Calculation, Job, ModelVersion, PredictionChunk, _now
 
 log = logging.getLogger(__name__)
@@ -65,15 +65,15 @@ def training_rows(space: str, adsorbate: str, profile: str) -> dict[str, Any]:
     """
     doc = get_space(space)
     bulks = set(doc.bulks)
-    query = usable_results(profile, adsorbate)
-    query["$or"] = [{"bulk": {"$in": list(bulks)}}, {"space": space}]
     projection = {"key": 1, "fingerprint": 1, "adsorption_energy": 1, "group": 1}
     projection.update(pure=1, site=1, space=1, bulk=1)
-    calcs = list(Calculation._get_collection().find(query, projection).sort("key", 1))
+    query = usable_results(profile, adsorbate)
+    calcs = of_space(Calculation._get_collection(), list(bulks), space, query, projection)
+    calcs.sort(key=lambda c: c["key"])
     own_ids = [c["site"] for c in calcs if c.get("site") is not None and c.get("bulk") in bulks]
     site_fps = {
         s["_id"]: s.get("fingerprint")
-        for s in Site._get_collection().find({"_id": {"$in": own_ids}}, {"fingerprint": 1})
+        for s in by_ids(Site._get_collection(), own_ids, {"fingerprint": 1})
     }
     rows: dict[str, list] = {k: [] for k in ("keys", "fps", "energies", "groups", "pure", "sites")}
     for calc in calcs:
@@ -94,12 +94,10 @@ def default_profile(space: str) -> str:
     """The profile with the most finished results in a space (``gpaw`` when there are none)."""
     doc = get_space(space)
     counts: Counter[str] = Counter()
-    query = {
-        "kind": "adslab",
-        "state": "done",
-        "$or": [{"bulk": {"$in": list(doc.bulks)}}, {"space": space}],
-    }
-    for calc in Calculation._get_collection().find(query, {"profile": 1}):
+    query = {"kind": "adslab", "state": "done"}
+    for calc in of_space(
+        Calculation._get_collection(), list(doc.bulks), space, query, {"profile": 1}
+    ):
         counts[calc["profile"]] += 1
     return counts.most_common(1)[0][0] if counts else "gpaw"
 
@@ -194,8 +192,14 @@ def train(
         started = time.perf_counter()
         # coordination features only when every site of the space has them to be scored with
         # (sites seeded before fingerprint version 2 lack them until the space is re-seeded)
-        old_sites = Site._get_collection().count_documents(
-            {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate, "fingerprint.cn": None}
+        old_sites = next(
+            by_bulk(
+                Site._get_collection(),
+                list(doc.bulks),
+                {"adsorbate": adsorbate, "fingerprint.cn": None},
+                {"_id": 1},
+            ),
+            None,
         )
         feature_set = "tu+stats" if old_sites else DEFAULT_FEATURE_SET  # fit checks the rows
         surrogate = Surrogate(adsorbate, feature_set=feature_set).fit(
@@ -245,8 +249,8 @@ def space_sites(space: str, adsorbate: str, *, fingerprints: bool = True) -> dic
     doc = get_space(space)
     ids, surfaces, fps = [], [], []
     projection = {"_id": 1, "surface": 1, "fingerprint": 1} if fingerprints else {"surface": 1}
-    query = {"bulk": {"$in": list(doc.bulks)}, "adsorbate": adsorbate}
-    for site in Site._get_collection().find(query, projection).sort("_id", 1):
+    query = {"adsorbate": adsorbate}
+    for site in by_bulk(Site._get_collection(), list(doc.bulks), query, projection, sort="_id"):
         ids.append(str(site["_id"]))
         surfaces.append(str(site["surface"]))
         fps.append(site.get("fingerprint") or {})
@@ -502,8 +506,9 @@ def _describe(rows: list[dict[str, Any]]) -> None:
 
     docs = {
         str(s["_id"]): s
-        for s in Site._get_collection().find(
-            {"_id": {"$in": [ObjectId(r["site_id"]) for r in rows]}},
+        for s in by_ids(
+            Site._get_collection(),
+            [ObjectId(r["site_id"]) for r in rows],
             {"bulk_formula": 1, "miller": 1, "site_type": 1},
         )
     }
@@ -595,16 +600,4 @@ def import_labelled(
         "added": dict(added),
         "already_imported": skipped,
         "frames": len(data),
-    }
-
-
-def surfaces_of(ids: list[str]) -> dict[str, dict]:
-    from bson import ObjectId
-
-    return {
-        str(s["_id"]): s
-        for s in Surface._get_collection().find(
-            {"_id": {"$in": [ObjectId(i) for i in set(ids)]}},
-            {"key": 1, "bulk_formula": 1, "miller": 1, "termination": 1},
-        )
     }

@@ -22,6 +22,7 @@ from screener.enumerate.bulks import BulkSpec, parse_elements, prototype_bulks, 
 from screener.enumerate.fingerprint import FINGERPRINT_VERSION
 from screener.enumerate.pipeline import Enumerator, enumeration_hash, slab_params
 from screener.errors import InputError
+from screener.queries import by_ids, of_space
 from screener.settings import ScreenerSettings
 from screener.store import Bulk, ElementSpace, Site, Store, Surface
 from screener.store.documents import SITE_TYPES, Calculation, _now
@@ -240,8 +241,8 @@ def _counters(bulk_id: ObjectId) -> dict[str, Any]:
 
 
 def _uncounted(bulk_ids: list[ObjectId]) -> list[ObjectId]:
-    query = {"_id": {"$in": bulk_ids}, "n_sites": {"$exists": False}}
-    return [doc["_id"] for doc in Bulk._get_collection().find(query, {"_id": 1})]
+    found = by_ids(Bulk._get_collection(), bulk_ids, {"n_sites": 1})
+    return [doc["_id"] for doc in found if "n_sites" not in doc]
 
 
 def _upgrade_fingerprints(surface: Surface, rows: list[dict]) -> int:
@@ -279,10 +280,9 @@ def _upgrade_result_fingerprints(space: str, bulk_ids: list[ObjectId]) -> int:
         "kind": "adslab",
         "state": "done",
         "fingerprint.version": {"$lt": FINGERPRINT_VERSION},
-        "$or": [{"bulk": {"$in": bulk_ids}}, {"space": space}],
     }
     upgraded = 0
-    for doc in list(collection.find(query, {"structure": 1, "initial_binding": 1})):
+    for doc in of_space(collection, bulk_ids, space, query, {"structure": 1, "initial_binding": 1}):
         if not doc.get("structure"):
             continue
         binding = doc.get("initial_binding") or None  # an import known by its starting site
