@@ -422,13 +422,47 @@ def select(
 ) -> list[dict[str, Any]]:
     """The batch the loop would submit now: up to ``n`` sites over the space's adsorbates.
 
-    Reads the latest model's stored predictions (``train`` scores); writes nothing.
+    Per adsorbate, the proposer the backtest uses too
+    (:func:`screener.surrogate.acquisition.propose`) picks from the latest model's stored
+    predictions (``train`` scores; no model is loaded or refitted), skipping sites with a job for
+    the profile and spreading the batch over surfaces.  Without a model the batch is random,
+    spread the same way.  Writes nothing.
+
+    Parameters
+    ----------
+    store : Store
+        The open store.
+    space : str
+        Element space name.
+    n : int
+        Batch size, split over the adsorbates.
+    profile : str, optional
+        Calculator profile (default: the one with the most results).
+    adsorbates : list of str, optional
+        Default: all of the space's.
+    strategy : str
+        Acquisition strategy (one of :data:`~screener.surrogate.acquisition.STRATEGIES`).
+    targets : dict, optional
+        Target dE per adsorbate (default :data:`~screener.surrogate.acquisition.DEFAULT_TARGETS`).
+    window : float, optional
+        Half width of the target window (eV).
+    seed : int
+        Randomness of the random strategies.
+
+    Returns
+    -------
+    list of dict
+        One row per site: site_id, adsorbate, surface_id, strategy, model_version, mean, std,
+        target, bulk_formula, miller, site_type.
     """
     from screener.surrogate.acquisition import (
         DEFAULT_TARGETS,
         DEFAULT_WINDOW,
         STRATEGIES,
-        select_batch,
+        BatchRequest,
+        StoredPredictions,
+        make_learner,
+        propose,
     )
 
     if n < 1:
@@ -460,21 +494,17 @@ def select(
         else:
             version = predictions.version
         use = strategy if version is not None else "random"
-        exclude = np.array([i in attempted for i in predictions.sites], dtype=bool)
-        best = _best_closeness(space, adsorbate, profile, target)
-        picked = select_batch(
-            use,
-            predictions.mean,
-            predictions.std,
-            predictions.surfaces,
-            shares[adsorbate],
+        learner = make_learner(StoredPredictions(predictions.mean, predictions.std), use)
+        request = BatchRequest(
+            n=shares[adsorbate],
+            surfaces=predictions.surfaces,
             target=target,
             window=window,
-            exclude=exclude,
+            exclude=np.array([i in attempted for i in predictions.sites], dtype=bool),
             seed=seed,
-            best=best,
+            best=_best_closeness(space, adsorbate, profile, target),
         )
-        for index in picked:
+        for index in propose(learner, request).indices:
             chosen.append(
                 {
                     "site_id": predictions.sites[index],

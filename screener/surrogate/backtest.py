@@ -1,10 +1,12 @@
 """Backtest of acquisition strategies on a fully labelled pool (simulated screening campaign).
 
 Each repeat draws ``init`` random pool rows (the same for every strategy), then in rounds: the
-modAL learner (:func:`screener.surrogate.acquisition.make_learner`) fits the surrogate on the
-revealed rows, ``learner.query`` picks ``batch`` unrevealed rows with the strategy (spread over
-surfaces = the pool's CV groups), ``learner.teach`` reveals their labels -- until ``budget``
-labels.  A hit is a pool row with |dE - target| <= window.
+modAL learner (:func:`screener.surrogate.acquisition.make_learner` over a
+:class:`~screener.surrogate.acquisition.PoolRegressor`) fits the surrogate on the revealed rows,
+:func:`screener.surrogate.acquisition.propose` -- the proposer the loop selects with -- picks
+``batch`` unrevealed rows with the strategy (spread over surfaces = the pool's CV groups), and
+``learner.teach`` reveals their labels, until ``budget`` labels.  A hit is a pool row with
+|dE - target| <= window.
 
 Rows are known by their fingerprints (:mod:`screener.surrogate.data`): the site a relaxation
 started from where the file says (``initial_binding``), which is what the loop knows before a
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,9 +27,16 @@ from screener.surrogate.acquisition import (
     DEFAULT_TARGETS,
     DEFAULT_WINDOW,
     STRATEGIES,
+    BatchRequest,
+    PoolRegressor,
     make_learner,
+    pool_rows,
+    propose,
 )
 from screener.surrogate.models import Surrogate
+
+if TYPE_CHECKING:
+    from screener.surrogate.data import LabelledSet
 
 FAST_SURROGATE = {"model": "extratrees", "n_estimators": 60}
 
@@ -36,7 +46,7 @@ def _mean_or_none(values: Sequence[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def _known_by(data) -> str:
+def _known_by(data: LabelledSet) -> str:
     n = data.known_by_site
     if n == len(data):
         return "initial sites"
@@ -44,7 +54,7 @@ def _known_by(data) -> str:
 
 
 def backtest(
-    data,
+    data: LabelledSet,
     *,
     strategy: str = "target-window",
     compare: Sequence[str] = ("random",),
@@ -56,31 +66,56 @@ def backtest(
     repeats: int = 3,
     seed: int = 0,
     on_round: Callable[[str, int, int, int], None] | None = None,
-    surrogate: dict | None = None,
+    surrogate: dict[str, Any] | None = None,
     mae_every: int = 1,
     stop_at: float | None = None,
     spread: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """Simulate a campaign per strategy on ``data`` (one adsorbate) and count hits found.
 
-    ``surrogate``: keyword arguments of the per-round :class:`Surrogate`; the default (``None``
-    or ``{}``) is what the loop fits, model selection included.  :data:`FAST_SURROGATE` is a
-    cheaper mode (60 extra trees, no model selection; calibration still by grouped inner CV),
-    about 3x faster and a little worse (Ag-Au-Cu-Pd-Pt EMT pool, H rare-hit window: 310 calls
-    against 290 with the loop's fit, 3 repeats each).
-    ``mae_every``: for strategies that need no model (``random``), the surrogate is fitted only
-    every ``mae_every`` rounds, to report ``mae_rest`` (``None`` in the other rounds).
-    ``stop_at``: end a repeat once this share of the hits is revealed (e.g. 0.9, to save time
-    when the budget is the whole pool); its curve then carries ``hits_found`` forward (and
-    ``mae_rest`` None) to the labelled counts the other repeats reach.
-    ``spread``: spread each batch over surfaces (round-robin, as the loop does) or not.
-    ``on_round(strategy, repeat, labelled, hits_found)`` is called after every round.
+    Parameters
+    ----------
+    data : LabelledSet
+        The fully labelled pool (one adsorbate); its groups are the surfaces batches spread over.
+    strategy : str
+        The strategy to test (one of :data:`~screener.surrogate.acquisition.STRATEGIES`).
+    compare : sequence of str
+        Strategies to run on the same pool and starts.
+    target, window : float
+        Target dE (default: the adsorbate's) and half width of the hit window (eV).
+    budget, batch, init : int
+        Labels in all, per round, and drawn at random before the first model.
+    repeats : int
+        Campaigns per strategy (seeds ``seed``, ``seed + 1``, ...).
+    seed : int
+        Seed of the first repeat: the same seed gives the same result.
+    on_round : callable, optional
+        ``on_round(strategy, repeat, labelled, hits_found)``, called after every round.
+    surrogate : dict, optional
+        Keyword arguments of the per-round :class:`Surrogate`; the default (``None`` or ``{}``)
+        is what the loop fits, model selection included.  :data:`FAST_SURROGATE` is a cheaper
+        mode (60 extra trees, no model selection; calibration still by grouped inner CV),
+        about 3x faster and a little worse (Ag-Au-Cu-Pd-Pt EMT pool, H rare-hit window: 310
+        calls against 290 with the loop's fit, 3 repeats each).
+    mae_every : int
+        For strategies that need no model (``random``), the surrogate is fitted only every
+        ``mae_every`` rounds, to report ``mae_rest`` (``None`` in the other rounds).
+    stop_at : float, optional
+        End a repeat once this share of the hits is revealed (e.g. 0.9, to save time when the
+        budget is the whole pool); its curve then carries ``hits_found`` forward (and
+        ``mae_rest`` None) to the labelled counts the other repeats reach.
+    spread : bool
+        Spread each batch over surfaces (round-robin, as the loop does) or not.
 
-    Returns ``{"pool", "hits", "target", "window", "budget", "batch", "init", "repeats",
-    "strategies": {name: {"calls_to_find_90pct", "calls_per_repeat", "curve": [{"labelled",
-    "hits_found", "mae_rest"}, ...]}}}``; ``calls_to_find_90pct`` is the mean over repeats of the
-    labelled count (end of the round) at which >= 90% of the hits were revealed, ``None`` if a
-    repeat never got there within the budget.
+    Returns
+    -------
+    dict
+        ``{"adsorbate", "pool", "hits", "target", "window", "budget", "batch", "init",
+        "repeats", "spread", "rows_known_by", "surrogate", "strategies": {name:
+        {"calls_to_find_90pct", "calls_per_repeat", "hits_found_final", "curve": [{"labelled",
+        "hits_found", "mae_rest"}, ...]}}}`` (JSON-ready); ``calls_to_find_90pct`` is the mean
+        over repeats of the labelled count (end of the round) at which >= 90% of the hits were
+        revealed, ``None`` if a repeat never got there within the budget.
     """
     kinds = sorted(set(data.adsorbates))
     if len(kinds) != 1:
@@ -115,7 +150,7 @@ def backtest(
             f"(pool dE from {energies.min():.3f} to {energies.max():.3f} eV)"
         )
     need = math.ceil(0.9 * hits)
-    X_pool = np.arange(n).reshape(-1, 1)
+    X_pool = pool_rows(n)
     groups = [str(g) for g in data.groups]
     fit_kwargs = dict(surrogate or {})
 
@@ -125,15 +160,11 @@ def backtest(
         for r in range(repeats):
             rseed = seed + r
             start = np.random.default_rng(rseed).choice(n, size=init, replace=False)
+            estimator = PoolRegressor(
+                Surrogate(adsorbate, **fit_kwargs), data.fingerprints, groups, data.pure, rseed
+            )
             learner = make_learner(
-                Surrogate(adsorbate, **fit_kwargs),
-                name,
-                fingerprints=data.fingerprints,
-                groups=groups,
-                pure=data.pure,
-                X_training=X_pool[start],
-                y_training=energies[start],
-                seed=rseed,
+                estimator, name, X_training=X_pool[start], y_training=energies[start]
             )
             revealed = np.zeros(n, dtype=bool)
             revealed[start] = True
@@ -158,17 +189,16 @@ def backtest(
                 if stop_at is not None and found >= math.ceil(stop_at * hits):
                     break
                 k = min(batch, budget - labelled)
-                picked, _ = learner.query(
-                    X_pool,
-                    n_instances=k,
+                request = BatchRequest(
+                    n=k,
+                    surfaces=groups,
                     target=target,
                     window=window,
-                    surfaces=groups,
-                    exclude=revealed,
+                    exclude=revealed.copy(),
                     seed=rseed * 100_003 + round_no,
                     spread=spread,
                 )
-                picked = np.asarray(picked, dtype=int)
+                picked = propose(learner, request, X_pool).indices
                 if len(picked) == 0:
                     break
                 learner.teach(X_pool[picked], energies[picked])
