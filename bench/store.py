@@ -582,7 +582,7 @@ def store_predictions(synthetic: Synthetic, version: int, rng: np.random.Generat
         lowest_per_surface,
     )
     from screener.store.documents import ModelVersion, PredictionChunk
-    from screener.surrogate.acquisition import DEFAULT_TARGETS
+    from workflows.adsorbates import ADSORBATES
 
     started = time.perf_counter()
     chunks = 0
@@ -604,7 +604,7 @@ def store_predictions(synthetic: Synthetic, version: int, rng: np.random.Generat
             fit_seconds=0.0,
         )
         model.save(force_insert=True)
-        mean = rng.normal(DEFAULT_TARGETS.get(adsorbate, -0.5), 0.5, len(ids))
+        mean = rng.normal(ADSORBATES[adsorbate].target, 0.5, len(ids))
         std = rng.uniform(0.02, 0.3, len(ids))
         predictions = Predictions(
             version, list(ids), list(synthetic.site_surfaces[adsorbate]), mean, std
@@ -623,7 +623,7 @@ def make_jobs(db: Any, synthetic: Synthetic, n_jobs: int, rng: np.random.Generat
     finished adslab calculation, one third submitted (sites marked done and queued)."""
     from bson import ObjectId
 
-    from screener.surrogate.acquisition import DEFAULT_TARGETS
+    from workflows.adsorbates import ADSORBATES
 
     started = time.perf_counter()
     old = [j["site"] for j in db.jobs.find({"space": SPACE}, {"site": 1})]
@@ -685,7 +685,7 @@ def make_jobs(db: Any, synthetic: Synthetic, n_jobs: int, rng: np.random.Generat
                 "bulk": site["bulk"],
                 "adsorbate": site["adsorbate"],
                 "adsorption_energy": float(
-                    rng.normal(DEFAULT_TARGETS.get(site["adsorbate"], -0.5), 0.4)
+                    rng.normal(ADSORBATES[site["adsorbate"]].target, 0.4)
                 ),
                 "flags": [],
                 "final_site": {},

@@ -17,6 +17,7 @@ from bson import ObjectId
 from screener.errors import InputError
 from screener.learning import default_profile, stored_predictions, usable_results
 from screener.queries import by_bulk, by_ids, get_space
+from screener.settings import load_settings
 from screener.store import Surface
 from screener.store.documents import Calculation
 
@@ -85,16 +86,15 @@ def candidates(
     limit: int | None = 20,
 ) -> list[dict[str, Any]]:
     """Surfaces ranked by |energy - target| (nearest first)."""
-    from screener.surrogate.acquisition import DEFAULT_TARGETS, DEFAULT_WINDOW
-
     doc = get_space(space)
     if adsorbate not in doc.adsorbates:
         raise InputError(f"space '{space}' has no {adsorbate} sites")
     if limit is not None and limit < 0:
         raise InputError("--limit must be >= 0")
     profile = profile or default_profile(space)
-    target = DEFAULT_TARGETS[adsorbate] if target is None else target
-    window = DEFAULT_WINDOW if window is None else window
+    goal = load_settings().target_window(adsorbate)
+    target = goal.target if target is None else target
+    window = goal.window if window is None else window
     energies = surface_energies(space, adsorbate, profile)
     ranked = sorted(energies, key=lambda s: (abs(energies[s]["energy"] - target), s))
     ranked = ranked[:limit] if limit else ranked

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,16 @@ from rich.console import Console
 from rich.table import Table
 
 from screener.errors import ScreenerError
+from workflows.adsorbates import ADSORBATES
+
+#: the adsorbates the service knows, as a typer choice (checked before any file is read)
+AdsorbateName = Enum("AdsorbateName", {name: name for name in ADSORBATES}, type=str)
+KNOWN = ", ".join(ADSORBATES)
+
+
+def _name(adsorbate: AdsorbateName | None) -> str | None:
+    return None if adsorbate is None else adsorbate.value
+
 
 app = typer.Typer(
     help="Closed-loop active-learning screening of CO and H adsorption sites.",
@@ -309,7 +320,7 @@ def _loop_line(space: str, row: dict) -> str:
 @app.command()
 def sites(
     space: Annotated[str | None, typer.Option(help="space name, e.g. Cu-Pd")] = None,
-    adsorbate: Annotated[str | None, typer.Option(help="CO or H")] = None,
+    adsorbate: Annotated[AdsorbateName | None, typer.Option(help=KNOWN)] = None,
     site_type: Annotated[
         str | None, typer.Option("--type", help="ontop, bridge, fcc, hcp or 4-fold")
     ] = None,
@@ -322,16 +333,11 @@ def sites(
     from screener.settings import load_settings
     from screener.store import open_store
     from screener.store.documents import SITE_TYPES
-    from workflows.adsorbates import ADSORBATES
 
-    if adsorbate is not None and adsorbate not in ADSORBATES:
-        raise InputError(
-            f"unsupported adsorbate '{adsorbate}' (supported: {', '.join(ADSORBATES)})"
-        )
     if site_type is not None and site_type not in SITE_TYPES:
         raise InputError(f"unknown site type '{site_type}' (one of: {', '.join(SITE_TYPES)})")
     with open_store(load_settings(), readonly=True):
-        rows = list_sites(space, adsorbate, site_type, limit)
+        rows = list_sites(space, _name(adsorbate), site_type, limit)
     if as_json:
         _print_json(rows)
         return
@@ -405,7 +411,7 @@ def workers(
 @app.command()
 def results(
     space: Annotated[str | None, typer.Option(help="space name, e.g. Cu-Pd")] = None,
-    adsorbate: Annotated[str | None, typer.Option(help="CO or H")] = None,
+    adsorbate: Annotated[AdsorbateName | None, typer.Option(help=KNOWN)] = None,
     calculator: Annotated[str | None, typer.Option("--calculator", "-c", help="profile")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
@@ -415,7 +421,7 @@ def results(
     from screener.store import open_store
 
     with open_store(load_settings(), readonly=True):
-        rows = list_results(space, adsorbate, calculator)
+        rows = list_results(space, _name(adsorbate), calculator)
     if as_json:
         _print_json(rows)
         return
@@ -453,15 +459,8 @@ def _read_labelled(data: Path, energy_key: str, group_by: str | None):
         return read_labelled(data, energy_key=energy_key, group_by=None)
 
 
-def _adsorbate_rows(data, adsorbate: str):
-    from screener.errors import InputError
-    from workflows.adsorbates import ADSORBATES
-
-    if adsorbate not in ADSORBATES:
-        raise InputError(
-            f"unsupported adsorbate '{adsorbate}' (supported: {', '.join(ADSORBATES)})"
-        )
-    return data.select(adsorbate)
+def _adsorbate_rows(data, adsorbate: AdsorbateName):
+    return data.select(adsorbate.value)
 
 
 DataOption = Annotated[Path, typer.Option("--data", help="labelled structures (extxyz, ASE db)")]
@@ -474,7 +473,7 @@ GroupOption = Annotated[
 @model_app.command("evaluate")
 def model_evaluate(
     data: DataOption,
-    adsorbate: Annotated[str, typer.Option(help="CO or H")],
+    adsorbate: Annotated[AdsorbateName, typer.Option(help=KNOWN)],
     energy_key: EnergyKeyOption = "E_ads",
     group_by: GroupOption = None,
     folds: Annotated[int, typer.Option(help="grouped CV folds")] = 5,
@@ -497,7 +496,7 @@ def model_evaluate(
         _print_json(result)
         return
     out.print(
-        f"{adsorbate}, n {result['n']}, {result.get('folds', folds)}-fold grouped CV "
+        f"{adsorbate.value}, n {result['n']}, {result.get('folds', folds)}-fold grouped CV "
         f"({result.get('model')}): MAE {result['mae']:.3f} eV, RMSE {result['rmse']:.3f} eV, "
         f"90% interval coverage {result['coverage90']:.2f}"
     )
@@ -538,11 +537,14 @@ def import_(
 @app.command()
 def backtest(
     data: DataOption,
-    adsorbate: Annotated[str, typer.Option(help="CO or H")],
+    adsorbate: Annotated[AdsorbateName, typer.Option(help=KNOWN)],
     target: Annotated[
-        float | None, typer.Option(help="target dE (eV); default CO -0.67, H -0.27")
+        float | None, typer.Option(help="target dE (eV); default: the adsorbate's (settings)")
     ] = None,
-    window: Annotated[float, typer.Option(help="half width of the target window (eV)")] = 0.1,
+    window: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="half width of the target window (eV); default as target"),
+    ] = None,
     budget: Annotated[int, typer.Option(help="labels to reveal in all")] = 200,
     batch: Annotated[int, typer.Option(help="labels per round")] = 10,
     init: Annotated[int, typer.Option(help="random labels before the first model")] = 10,
@@ -610,7 +612,9 @@ def train(
     calculator: Annotated[
         str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
     ] = None,
-    adsorbate: Annotated[str | None, typer.Option(help="CO or H (default: both)")] = None,
+    adsorbate: Annotated[
+        AdsorbateName | None, typer.Option(help=f"{KNOWN} (default: the space's)")
+    ] = None,
     force: Annotated[bool, typer.Option(help="retrain even when nothing new arrived")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
@@ -623,7 +627,7 @@ def train(
         outcomes = run_train(
             store,
             space,
-            adsorbates=[adsorbate] if adsorbate else None,
+            adsorbates=[adsorbate.value] if adsorbate else None,
             profile=calculator,
             force=force,
         )
@@ -657,7 +661,9 @@ def select(
     calculator: Annotated[
         str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
     ] = None,
-    adsorbate: Annotated[str | None, typer.Option(help="CO or H (default: both)")] = None,
+    adsorbate: Annotated[
+        AdsorbateName | None, typer.Option(help=f"{KNOWN} (default: the space's)")
+    ] = None,
     strategy: Annotated[str, typer.Option(help="acquisition strategy")] = "target-window",
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
@@ -672,7 +678,7 @@ def select(
             space,
             n,
             profile=calculator,
-            adsorbates=[adsorbate] if adsorbate else None,
+            adsorbates=[adsorbate.value] if adsorbate else None,
             strategy=strategy,
         )
     if as_json:
@@ -775,7 +781,7 @@ def resume(space: Annotated[str, typer.Option(help="space name")]) -> None:
 @app.command()
 def candidates(
     space: Annotated[str, typer.Option(help="space name, e.g. Cu-Pd")],
-    adsorbate: Annotated[str, typer.Option(help="CO or H")] = "CO",
+    adsorbate: Annotated[AdsorbateName, typer.Option(help=KNOWN)] = AdsorbateName.CO,
     calculator: Annotated[
         str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
     ] = None,
@@ -785,17 +791,11 @@ def candidates(
 ) -> None:
     """Surfaces ranked by the distance of their lowest-site dE to the target."""
     from screener.candidates import candidates as rank
-    from screener.errors import InputError
     from screener.settings import load_settings
     from screener.store import open_store
-    from workflows.adsorbates import ADSORBATES
 
-    if adsorbate not in ADSORBATES:
-        raise InputError(
-            f"unsupported adsorbate '{adsorbate}' (supported: {', '.join(ADSORBATES)})"
-        )
     with open_store(load_settings(), readonly=True):
-        rows = rank(space, adsorbate, profile=calculator, target=target, limit=limit)
+        rows = rank(space, adsorbate.value, profile=calculator, target=target, limit=limit)
     if as_json:
         _print_json(rows)
         return

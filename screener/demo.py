@@ -15,6 +15,7 @@ import numpy as np
 
 from screener.candidates import candidates, surface_docs, surface_energies
 from screener.queries import get_space
+from screener.settings import load_settings
 from screener.store.documents import Calculation, Cycle, Job
 
 DEMO_ELEMENTS = "Ag,Au,Cu,Pd,Pt"
@@ -37,9 +38,9 @@ def how_to_gpaw(space: str, elements: str) -> str:
 
 
 def _targets() -> dict[str, dict[str, float]]:
-    from screener.surrogate.acquisition import DEFAULT_TARGETS, DEFAULT_WINDOW
-
-    return {a: {"target": t, "window": DEFAULT_WINDOW} for a, t in DEFAULT_TARGETS.items()}
+    settings = load_settings()
+    goals = {a: settings.target_window(a) for a in ("CO", "H")}
+    return {a: {"target": g.target, "window": g.window} for a, g in goals.items()}
 
 
 def report_data(space: str, profile: str) -> dict[str, Any]:

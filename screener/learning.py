@@ -30,6 +30,7 @@ import numpy as np
 
 from screener.errors import InputError
 from screener.queries import bulk_counters, by_bulk, by_ids, get_space, of_space
+from screener.settings import load_settings
 from screener.store import ElementSpace, Site, Store
 from screener.store.documents import Calculation, Job, ModelVersion, PredictionChunk, _now
 
@@ -443,9 +444,9 @@ def select(
     strategy : str
         Acquisition strategy (one of :data:`~screener.surrogate.acquisition.STRATEGIES`).
     targets : dict, optional
-        Target dE per adsorbate (default :data:`~screener.surrogate.acquisition.DEFAULT_TARGETS`).
+        Target dE per adsorbate (default: the settings' ``targets``, else the adsorbate's).
     window : float, optional
-        Half width of the target window (eV).
+        Half width of the target window (eV; default: the adsorbate's, as for the target).
     seed : int
         Randomness of the random strategies.
 
@@ -456,8 +457,6 @@ def select(
         target, bulk_formula, miller, site_type.
     """
     from screener.surrogate.acquisition import (
-        DEFAULT_TARGETS,
-        DEFAULT_WINDOW,
         STRATEGIES,
         BatchRequest,
         StoredPredictions,
@@ -475,14 +474,15 @@ def select(
     for adsorbate in wanted:
         if adsorbate not in doc.adsorbates:
             raise InputError(f"space '{space}' has no {adsorbate} sites")
-    window = DEFAULT_WINDOW if window is None else window
+    settings = load_settings()
     attempted = attempted_sites(profile)
     shares = split_batch(n, wanted)
     chosen: list[dict[str, Any]] = []
     for adsorbate in wanted:
         if shares[adsorbate] == 0:
             continue
-        target = (targets or {}).get(adsorbate, DEFAULT_TARGETS[adsorbate])
+        goal = settings.target_window(adsorbate)
+        target = (targets or {}).get(adsorbate, goal.target)
         predictions = stored_predictions(space, adsorbate, profile)
         if predictions is None or not predictions.sites:
             sites = space_sites(space, adsorbate, fingerprints=False)
@@ -499,7 +499,7 @@ def select(
             n=shares[adsorbate],
             surfaces=predictions.surfaces,
             target=target,
-            window=window,
+            window=goal.window if window is None else window,
             exclude=np.array([i in attempted for i in predictions.sites], dtype=bool),
             seed=seed,
             best=_best_closeness(space, adsorbate, profile, target),

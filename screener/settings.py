@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +25,15 @@ from pydantic_settings import (
 from screener.errors import InputError
 
 CONFIG_FILE_ENV = "SCREENER_CONFIG_FILE"
+
+
+class TargetWindow(BaseModel):
+    """The screen's goal for one adsorbate: a hit has |dE - target| <= window (eV)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: float = Field(ge=-20.0, le=20.0)
+    window: float = Field(gt=0.0, le=5.0)
 
 
 class ScreenerSettings(BaseSettings):
@@ -84,6 +93,34 @@ class ScreenerSettings(BaseSettings):
     lostrun_hours: float = Field(
         4.0, gt=0, description="a RUNNING firework silent this long is lost and rerun"
     )
+
+    # --- the screen's goal ---------------------------------------------------------------------
+    targets: dict[str, TargetWindow] = Field(
+        default_factory=dict,
+        description="target dE and window per adsorbate (eV), overriding the adsorbate's default",
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _known_adsorbates(cls, value: dict[str, TargetWindow]) -> dict[str, TargetWindow]:
+        from workflows.adsorbates import ADSORBATES
+
+        unknown = sorted(set(value) - set(ADSORBATES))
+        if unknown:
+            raise ValueError(f"unknown adsorbate {unknown[0]!r} (known: {', '.join(ADSORBATES)})")
+        return value
+
+    def target_window(self, adsorbate: str) -> TargetWindow:
+        """The target and window of ``adsorbate``: the setting, else the adsorbate's default."""
+        from workflows.adsorbates import get_adsorbate
+
+        if adsorbate in self.targets:
+            return self.targets[adsorbate]
+        try:
+            entry = get_adsorbate(adsorbate)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        return TargetWindow(target=entry.target, window=entry.window)
 
     @field_validator("data_dir")
     @classmethod

@@ -2,7 +2,8 @@
 the relaxed bulk, the adsorbate placed on the relaxed slab, and the adsorption energy.
 
 dE = E(slab+adsorbate) - E(slab) - sum_i c_i E(gas_i), with CO: E(CO) and H: 1/2 E(H2)
-(Tran & Ulissi 2018; electronic energies, no ZPE or entropy).
+(Tran & Ulissi 2018), O: E(H2O) - E(H2) and OH: E(H2O) - 1/2 E(H2) (Norskov et al. 2004);
+electronic energies, no ZPE or entropy.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ GAS_BOX = 10.0  # A, cubic box for the gas molecules (periodic: plane-wave codes
 GAS_GEOMETRIES = {
     "CO": (("C", "O"), ((0.0, 0.0, 0.0), (0.0, 0.0, 1.14))),
     "H2": (("H", "H"), ((0.0, 0.0, 0.0), (0.0, 0.0, 0.75))),
+    "H2O": (("O", "H", "H"), ((0.0, 0.0, 0.0), (0.757, 0.0, 0.586), (-0.757, 0.0, 0.586))),
 }
 
 
@@ -35,7 +37,7 @@ def gas_molecule(name: str) -> Atoms:
 
 
 def references(adsorbate: str) -> list[tuple[str, float]]:
-    """Gas molecules and coefficients of an adsorbate's reference (CO: CO; H: 1/2 H2)."""
+    """Gas molecules and coefficients of an adsorbate's reference (H: 1/2 H2; OH: H2O - 1/2 H2)."""
     return [(name, float(c)) for name, c in get_adsorbate(adsorbate).reference]
 
 

@@ -9,17 +9,21 @@ slab atom moved >= 0.5 A), plus desorption and dissociation as in AdsorbML
 Conventions: adsorbate atoms are tagged 0, slab atoms tagged >= 1; an adslab is the slab atoms
 followed by the adsorbate atoms, and relaxation keeps the atom order.  Cells are periodic in a and b
 (whatever ``pbc`` says): every displacement and distance uses the minimum image in that plane, so an
-atom that wrapped across the cell boundary has not moved.
+atom that wrapped across the cell boundary has not moved.  Which atoms are bonded, and the minimum
+images, come from :mod:`workflows.bonding`, the rules the fingerprint and the site finder use.
 
 Flags
 -----
 ``desorbed``
-    The binding atom (the adsorbate atom nearest a slab atom at the start) has no slab atom within
-    ``BOND_FACTOR`` x (sum of covalent radii) at the end.
+    The binding atom (the adsorbate atom nearest a slab atom at the start) is bonded to no slab
+    atom at the end, by the adsorbate rule of :func:`workflows.bonding.bonded_to_point`: nothing
+    within ``BOND_FACTOR`` x (sum of covalent radii), and its nearest slab atom farther than
+    ``DESORB_FACTOR`` x their radii sum.
 ``dissociated``
     A pair of adsorbate atoms bonded at the start is no longer bonded at the end; inside the
     adsorbate a bond is shorter than ``INTRAMOLECULAR_FACTOR`` x (sum of covalent radii), the
-    connectivity test of AdsorbML, so CO stretched past 1.42 A counts as broken.
+    connectivity test of AdsorbML, or than ``STRETCH_LIMIT`` x its placed length where that is
+    longer: CO stretched past 1.44 A and OH past 1.21 A count as broken.
 ``migrated``
     The binding atom moved at least ``move_limit`` A in the surface plane, or it is still bound but
     to a different site (a different set of slab atoms or a different coordination).
@@ -39,17 +43,19 @@ import numpy as np
 from ase import Atoms
 from ase.data import covalent_radii
 
-#: Two atoms are bonded when closer than this factor times the sum of their covalent radii.
-BOND_FACTOR = 1.25
-# desorbed: no slab atom within this x (sum of covalent radii).  Looser than BOND_FACTOR: EMT
-# keeps H in an fcc(110) trough 2.14-2.18 A from Cu (1.31 x the radii sum) and still bound.
-DESORB_FACTOR = 1.5
-#: Bonds inside the adsorbate: shorter than this x (sum of covalent radii), i.e. ASE's natural
-#: cutoffs as in AdsorbML.  Tighter than BOND_FACTOR: with 1.25 (cutoff 1.78 A for C-O), CO
-#: stretched to 1.42-1.75 A and lying nearly flat across a hollow passed as intact (55 of the
-#: 1030 otherwise unflagged CO sites of the Ag-Au-Cu-Pd-Pt EMT pool, 0.2-0.4 eV "stronger"
-#: binding, an EMT artefact); adsorbed CO is 1.15-1.20 A.
-INTRAMOLECULAR_FACTOR = 1.0
+from workflows import bonding
+
+#: Adsorbate-slab bond: closer than this x the sum of covalent radii (or see DESORB_FACTOR).
+BOND_FACTOR = bonding.ADSORBATE_BOND_FACTOR
+#: The relative part of the adsorbate rule reaches this x the radii sum of the nearest slab atom:
+#: EMT keeps H in an fcc(110) trough 2.14-2.18 A from Cu (1.31 x the radii sum) and still bound;
+#: beyond it nothing is bonded, and the adsorbate has desorbed.
+DESORB_FACTOR = bonding.ADSORBATE_REACH
+#: Bonds inside the adsorbate: shorter than this x (sum of covalent radii), ASE's natural cutoffs
+#: as in AdsorbML (see :mod:`workflows.bonding`).
+INTRAMOLECULAR_FACTOR = bonding.INTRAMOLECULAR_FACTOR
+PLACED_BOND_SLACK = 1.1  # placed adsorbate atoms within this x their cutoff are bonded
+STRETCH_LIMIT = 1.25  # a placed bond stretched past this x its length is broken
 
 #: Site type by the number of slab atoms bonded to the binding atom.
 SITE_TYPES: dict[int, str] = {1: "ontop", 2: "bridge", 3: "hollow", 4: "4-fold"}
@@ -71,38 +77,12 @@ def _plane(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
     return ab, normal / norm
 
 
-def _wrap_in_plane(vectors: np.ndarray, atoms: Atoms, reach: int = 1) -> np.ndarray:
-    """Shortest periodic images of difference vectors (n x 3), periodic in a and b only.
-
-    The a and b components are first rounded away in fractional coordinates; the images within
-    ``reach`` cells around that are then searched, which also gives the true minimum image in
-    skewed (e.g. hexagonal) cells.
-    """
-    vectors = np.atleast_2d(np.asarray(vectors, dtype=float))
-    ab, normal = _plane(atoms)
-    # Fractional a, b components of the in-plane part (solve in the plane's own basis).
-    in_plane = vectors - np.outer(vectors @ normal, normal)
-    frac = np.linalg.lstsq(ab.T, in_plane.T, rcond=None)[0].T
-    wrapped = vectors - np.round(frac) @ ab
-    best = wrapped.copy()
-    best_norm = np.linalg.norm(best, axis=1)
-    for i, j in itertools.product(range(-reach, reach + 1), repeat=2):
-        if i == 0 and j == 0:
-            continue
-        candidate = wrapped + i * ab[0] + j * ab[1]
-        norm = np.linalg.norm(candidate, axis=1)
-        better = norm < best_norm - 1e-12
-        best[better] = candidate[better]
-        best_norm[better] = norm[better]
-    return best
-
-
 def _displacements(initial: Atoms, final: Atoms, indices: np.ndarray) -> np.ndarray:
     """Minimum-image displacement vectors (n x 3) of ``indices`` from initial to final."""
     if len(indices) == 0:
         return np.zeros((0, 3))
     delta = final.positions[indices] - initial.positions[indices]
-    return _wrap_in_plane(delta, final)
+    return np.atleast_2d(bonding.minimum_image(delta, final))
 
 
 def _lateral(vectors: np.ndarray, atoms: Atoms) -> np.ndarray:
@@ -110,39 +90,6 @@ def _lateral(vectors: np.ndarray, atoms: Atoms) -> np.ndarray:
     _, normal = _plane(atoms)
     vectors = np.atleast_2d(vectors)
     return np.linalg.norm(vectors - np.outer(vectors @ normal, normal), axis=1)
-
-
-def _radius(number: int) -> float:
-    return float(covalent_radii[number])
-
-
-def _bonded_images(atoms: Atoms, index: int, candidates: np.ndarray) -> list[tuple[int, float]]:
-    """Bonds of atom ``index`` to ``candidates``, one entry per periodic image, as (j, distance).
-
-    A bond is a distance below ``BOND_FACTOR`` x (sum of covalent radii).  All in-plane images in
-    reach of the cutoff are counted, so in a very small cell one atom can bind twice.
-    """
-    if len(candidates) == 0:
-        return []
-    ab, normal = _plane(atoms)
-    numbers = atoms.numbers
-    cutoffs = BOND_FACTOR * (_radius(numbers[index]) + covalent_radii[numbers[candidates]])
-    # Reach: enough images that every point within the largest cutoff is covered.
-    area = float(np.linalg.norm(np.cross(ab[0], ab[1])))
-    heights = [area / float(np.linalg.norm(ab[1])), area / float(np.linalg.norm(ab[0]))]
-    reach = [int(math.ceil(float(cutoffs.max()) / h)) + 1 for h in heights]
-    base = _wrap_in_plane(atoms.positions[candidates] - atoms.positions[index], atoms)
-    bonds: list[tuple[int, float]] = []
-    for i in range(-reach[0], reach[0] + 1):
-        for j in range(-reach[1], reach[1] + 1):
-            distances = np.linalg.norm(base + i * ab[0] + j * ab[1], axis=1)
-            for k in np.flatnonzero(distances < cutoffs):
-                bonds.append((int(candidates[k]), float(distances[k])))
-    return bonds
-
-
-def _pair_distance(atoms: Atoms, i: int, j: int) -> float:
-    return float(np.linalg.norm(_wrap_in_plane(atoms.positions[j] - atoms.positions[i], atoms)))
 
 
 def _split(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
@@ -166,25 +113,28 @@ def _binding_index(atoms: Atoms, slab: np.ndarray, adsorbate: np.ndarray) -> int
     """The adsorbate atom nearest any slab atom (minimum image; first one on ties)."""
     best_index, best_distance = int(adsorbate[0]), math.inf
     for a in adsorbate:
-        vectors = _wrap_in_plane(atoms.positions[slab] - atoms.positions[a], atoms)
-        distance = float(np.linalg.norm(vectors, axis=1).min())
+        distance = float(bonding.point_distances(atoms, atoms.positions[a], slab).min())
         if distance < best_distance - 1e-9:
             best_index, best_distance = int(a), distance
     return best_index
 
 
 def _site(atoms: Atoms, index: int, slab: np.ndarray) -> tuple[dict[str, Any], float]:
-    """Binding site of adsorbate atom ``index`` and its distance to the nearest slab atom."""
-    bonds = _bonded_images(atoms, index, slab)
-    binding_atoms = sorted({j for j, _ in bonds})
+    """Binding site of adsorbate atom ``index`` and its distance to the nearest slab atom.
+
+    The bonds are :func:`workflows.bonding.bonded_to_point`'s, one per periodic image, so in a
+    very small cell one atom can bind twice and the site type still counts three for a hollow.
+    """
+    point = atoms.positions[index]
+    radius = float(covalent_radii[atoms.numbers[index]])
+    bonds = bonding.bonded_to_point(atoms, point, radius, slab)
     symbols = atoms.get_chemical_symbols()
     site = {
-        "binding_atoms": binding_atoms,
+        "binding_atoms": bonds.atoms,
         "site_type": SITE_TYPES.get(len(bonds)),
-        "binding_elements": [symbols[j] for j in binding_atoms],
+        "binding_elements": [symbols[j] for j in bonds.atoms],
     }
-    vectors = _wrap_in_plane(atoms.positions[slab] - atoms.positions[index], atoms)
-    return site, float(np.linalg.norm(vectors, axis=1).min())
+    return site, float(bonding.point_distances(atoms, point, slab).min())
 
 
 # --- public checks ----------------------------------------------------------------------------
@@ -203,8 +153,9 @@ def binding_site(adslab: Atoms, *, binding_index: int | None = None) -> dict[str
     Returns
     -------
     dict
-        ``binding_atoms``: sorted indices of the slab atoms bonded to the binding atom (within
-        ``BOND_FACTOR`` x the sum of covalent radii; indices are the same in the bare slab);
+        ``binding_atoms``: sorted indices of the slab atoms bonded to the binding atom (the
+        adsorbate rule of :func:`workflows.bonding.bonded_to_point`; indices are the same in the
+        bare slab);
         ``site_type``: ``"ontop"``, ``"bridge"``, ``"hollow"`` or ``"4-fold"`` by the number of
         bonds (periodic images counted), ``None`` when unbound or more than 4-fold;
         ``binding_elements``: the symbols of ``binding_atoms``, in the same order.
@@ -332,19 +283,17 @@ def adslab_anomalies(
     details["binding_index"] = bind
     details["initial_binding_distance"] = initial_distance
     details["binding_distance"] = final_distance
-    nearest_radii = _radius(initial.numbers[bind]) + min(
-        covalent_radii[initial.numbers[j]] for j in slab.tolist()
-    )
-    if not final_site["binding_atoms"] and final_distance > DESORB_FACTOR * nearest_radii:
+    if not final_site["binding_atoms"]:
         flags.add("desorbed")
 
-    # Intramolecular bonds present at the start must survive.
-    numbers = initial.numbers
+    # Intramolecular bonds present at the start must survive.  A bond placed at about the sum
+    # of covalent radii (O-H: 0.97 A both) is a bond; it breaks past that sum or past
+    # STRETCH_LIMIT x its placed length, whichever is longer (C-O: 1.42 A, O-H: 1.21 A).
     ratios = []
     for i, j in itertools.combinations(adsorbate.tolist(), 2):
-        cutoff = INTRAMOLECULAR_FACTOR * (_radius(numbers[i]) + _radius(numbers[j]))
-        if _pair_distance(initial, i, j) < cutoff:
-            ratios.append(_pair_distance(final, i, j) / cutoff)
+        start = bonding.bond_ratio(initial, i, j)
+        if start < PLACED_BOND_SLACK:
+            ratios.append(bonding.bond_ratio(final, i, j) / max(1.0, STRETCH_LIMIT * start))
     if ratios:
         details["max_bond_ratio"] = float(max(ratios))
         if max(ratios) > 1.0:

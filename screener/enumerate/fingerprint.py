@@ -30,11 +30,9 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
 
-from workflows.structures import in_plane_shifts
+from workflows import bonding
+from workflows.bonding import point_distances as point_distances  # re-exported (pipeline)
 
-SURFACE_BOND_FACTOR = 1.12  # x (r_i + r_j), r = half the atom's shortest bond: metal-metal bonds
-ADSORBATE_BOND_FACTOR = 1.25  # x covalent radii sum: adsorbate binding atom to metal
-BINDING_RELATIVE = 1.15  # x the nearest surface atom's distance: also bonded to the adsorbate
 FINGERPRINT_VERSION = 3
 
 
@@ -51,36 +49,20 @@ def _shell(symbols: list[str]) -> list[list]:
     return [[s, atomic_numbers[s], pauling(s), counts[s]] for s in sorted(counts)]
 
 
-def point_distances(
-    atoms: Atoms, point: np.ndarray, indices: np.ndarray | None = None
-) -> np.ndarray:
-    """Distances from ``point`` to atoms (nearest in-plane periodic image; a, b periodic)."""
-    positions = atoms.positions if indices is None else atoms.positions[indices]
-    cell = atoms.cell.array
-    shifts = in_plane_shifts(cell)
-    delta = positions[None, :, :] + shifts[:, None, :] - np.asarray(point)[None, None, :]
-    return np.sqrt((delta**2).sum(axis=2)).min(axis=0)
-
-
 @dataclass
 class SlabBonds:
-    """Metal-metal bonds of a slab (with periodic images), computed once per slab."""
+    """Metal-metal bonds of a slab, computed once per slab (:func:`workflows.bonding.bonds`).
+
+    ``neighbours[i]`` lists the atoms bonded to atom ``i``, an atom once per bonded periodic
+    image, so a 2x2 cell counts what a 4x4 one does.
+    """
 
     symbols: list[str]
     neighbours: list[np.ndarray]
 
     @classmethod
     def of(cls, slab: Atoms) -> SlabBonds:
-        from ase.neighborlist import neighbor_list
-
-        distances = slab.get_all_distances(mic=True)
-        np.fill_diagonal(distances, np.inf)
-        radius = distances.min(axis=1) / 2
-        first, second = neighbor_list("ij", slab, SURFACE_BOND_FACTOR * radius)
-        order = np.argsort(first, kind="stable")
-        split = np.searchsorted(first[order], np.arange(len(slab) + 1))
-        neighbours = [second[order][split[k] : split[k + 1]] for k in range(len(slab))]
-        return cls(slab.get_chemical_symbols(), neighbours)
+        return cls(slab.get_chemical_symbols(), bonding.bonds(slab).neighbours)
 
 
 def fingerprint_from_binding(
@@ -116,11 +98,12 @@ def fingerprint_from_binding(
 def binding_atoms(adslab: Atoms) -> list[int]:
     """Surface atoms bonded to the adsorbate's binding atom (its atom nearest the slab).
 
-    Bonded: closer than ``ADSORBATE_BOND_FACTOR`` x the sum of covalent radii, or than
-    ``BINDING_RELATIVE`` x the distance to the nearest surface atom (always bonded).  The relative
-    rule finds the site where the adsorbate sits farther out than covalent radii say: EMT keeps H
-    2.2-2.3 A from the atoms of a bridge or hollow (1.35-1.4 x the radii sum), which the absolute
-    rule alone read as an ontop site.
+    The adsorbate rule of :func:`workflows.bonding.bonded_to_point`: closer than 1.25 x the sum
+    of covalent radii, or than 1.15 x the distance to the nearest surface atom (always bonded
+    while within 1.5 x their radii sum; beyond it the adsorbate has desorbed: nothing is).
+    The relative rule finds the site where the adsorbate sits farther out than covalent radii
+    say: EMT keeps H 2.2-2.3 A from the atoms of a bridge or hollow (1.35-1.4 x the radii sum),
+    which the absolute rule alone read as an ontop site.
     """
     tags = adslab.get_tags()
     ads = np.nonzero(tags == 0)[0]
@@ -128,11 +111,9 @@ def binding_atoms(adslab: Atoms) -> list[int]:
     if len(ads) == 0 or len(surf) == 0:
         raise ValueError("needs adsorbate atoms tagged 0 and surface atoms tagged >= 1")
     lowest = ads[np.argmin(adslab.positions[ads, 2])]
-    d = point_distances(adslab, adslab.positions[lowest], surf)
-    r_ads = covalent_radii[adslab.numbers[lowest]]
-    cutoff = ADSORBATE_BOND_FACTOR * (r_ads + covalent_radii[adslab.numbers[surf]])
-    bound = surf[(d < cutoff) | (d <= BINDING_RELATIVE * d.min())]
-    return sorted(int(i) for i in bound)
+    radius = float(covalent_radii[adslab.numbers[lowest]])
+    point = adslab.positions[lowest]
+    return bonding.bonded_to_point(adslab, point, radius, surf, images=False).atoms
 
 
 def fingerprint_of_adslab(

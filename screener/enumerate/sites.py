@@ -3,11 +3,12 @@
 1. Surface atoms are those a probe sphere (radius ``probe_radius``, A) dropped from above touches
    first, atoms having half their shortest bond as radius.  Nothing below the top side is ever
    reached, and the result does not depend on the vacuum size.
-2. Among the surface atoms and their in-plane periodic images, a bond is a distance up to
-   ``BOND_FACTOR`` x the nearest-neighbour distance: every surface atom is an ontop site, every
-   bonded pair a bridge, every mutually bonded triple with no other surface atom inside its
-   projection a 3-fold hollow, and every ring of four bonds whose diagonals are not bonds and
-   whose atoms lie on one circle (in projection) a 4-fold hollow.
+2. Among the surface atoms and their in-plane periodic images, an edge is a distance up to
+   ``BOND_FACTOR`` x the nearest-neighbour distance (the site-edge rule of
+   :mod:`workflows.bonding`, looser than a metal-metal bond so that bcc(100) has its 4-fold
+   hollow): every surface atom is an ontop site, every edge a bridge, every triangle of edges with
+   no other surface atom inside its projection a 3-fold hollow, and every ring of four edges whose
+   diagonals are not edges and whose atoms lie on one circle (in projection) a 4-fold hollow.
 3. A 3-fold hollow is ``hcp`` when an atom of the next layer lies right below it (along the
    hollow's own normal), ``fcc`` otherwise.
 4. Sites related by a symmetry operation of the slab that keeps +z up are one site; the size of the
@@ -21,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
-from workflows.structures import in_plane_shifts
+from workflows import bonding
 
-BOND_FACTOR = 1.3  # an edge longer than this x the nearest-neighbour distance is not a bond
+BOND_FACTOR = bonding.SITE_EDGE_FACTOR  # an edge longer than this x the shortest bond is none
 GRID_SPACING = 0.2  # A, probe grid
 TYPE_ORDER = ("ontop", "bridge", "fcc", "hcp", "4-fold")
 
@@ -52,32 +53,36 @@ class SiteCandidate:
 
 
 def nearest_neighbour_distances(slab: Atoms) -> np.ndarray:
-    """Shortest distance from every atom to any other (minimum image in the plane)."""
-    distances = slab.get_all_distances(mic=True)
-    np.fill_diagonal(distances, np.inf)
-    return distances.min(axis=1)
+    """Shortest distance from every atom to any other (periodic images in the plane count)."""
+    return bonding.shortest_bonds(slab)
 
 
 def surface_atoms(slab: Atoms, probe_radius: float = 1.0) -> np.ndarray:
-    """Indices of the atoms a probe falling from above touches first (sorted)."""
-    radii = nearest_neighbour_distances(slab) / 2
+    """Indices of the atoms a probe falling from above touches first (sorted).
+
+    The probe falls along z at every point of a grid over the cell and first touches the atom
+    whose sphere (its radius plus the probe's) reaches highest there; an atom's nearest periodic
+    image in the plane (:func:`workflows.bonding.minimum_image`) is the one that reaches highest.
+    """
+    reach = nearest_neighbour_distances(slab) / 2 + probe_radius
     cell = slab.cell.array
-    shifts = in_plane_shifts(cell)[:, :2]
-    xy = (slab.positions[None, :, :2] + shifts[:, None, :]).reshape(-1, 2)
-    z = np.tile(slab.positions[:, 2], len(shifts))
-    reach = np.tile(radii + probe_radius, len(shifts))
-    owner = np.tile(np.arange(len(slab)), len(shifts))
+    flat = slab.positions.copy()
+    flat[:, 2] = 0.0  # lateral distances only
     na = max(2, int(np.ceil(np.linalg.norm(cell[0]) / GRID_SPACING)))
     nb = max(2, int(np.ceil(np.linalg.norm(cell[1]) / GRID_SPACING)))
     fa, fb = np.meshgrid(np.arange(na) / na, np.arange(nb) / nb, indexing="ij")
-    grid = np.stack([fa.ravel(), fb.ravel()], axis=1) @ cell[:2, :2]
+    grid = np.zeros((na * nb, 3))
+    grid[:, :2] = np.stack([fa.ravel(), fb.ravel()], axis=1) @ cell[:2, :2]
+    z = slab.positions[:, 2]
     touched: set[int] = set()
-    for chunk in np.array_split(grid, max(1, len(grid) // 2000)):
-        d2 = ((chunk[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2)
+    for chunk in np.array_split(grid, max(1, len(grid) * len(slab) // 50_000)):
+        delta = (flat[None, :, :] - chunk[:, None, :]).reshape(-1, 3)
+        lateral = bonding.minimum_image(delta, slab).reshape(len(chunk), len(slab), 3)
+        d2 = (lateral**2).sum(axis=2)
         height = np.where(d2 < reach**2, z + np.sqrt(np.clip(reach**2 - d2, 0, None)), -np.inf)
         first = height.argmax(axis=1)
         ok = np.isfinite(height[np.arange(len(chunk)), first])
-        touched.update(owner[first[ok]].tolist())
+        touched.update(first[ok].tolist())
     return np.array(sorted(touched), dtype=int)
 
 
@@ -129,9 +134,7 @@ def find_sites(
                 continue
             tri = [p, q, r]
             if in_home(points[tri, :2].mean(axis=0)) and empty(tri):
-                site = candidate("fcc", tri)
-                site.site_type = "hcp" if _atom_below(slab, site, d_nn) else "fcc"
-                sites.append(site)
+                sites.append(candidate("fcc", tri))  # or hcp: told apart below
     # 4-fold: a ring p-r-q-s of bonds whose diagonals p-q and r-s are not bonds, on one circle
     seen: set[frozenset[int]] = set()
     for p in range(len(points)):
@@ -152,6 +155,9 @@ def find_sites(
                         continue
                     if in_home(centre) and empty(quad):
                         sites.append(candidate("4-fold", quad, centre))
+    hollows = [site for site in sites if site.site_type == "fcc"]
+    for site, below in zip(hollows, _atoms_below(slab, hollows, d_nn), strict=True):
+        site.site_type = "hcp" if below else "fcc"
     return _reduce(slab, sites, symprec)
 
 
@@ -175,26 +181,26 @@ def _circumcentre(triangle: np.ndarray) -> np.ndarray:
     return np.array([ux, uy])
 
 
-def _atom_below(slab: Atoms, site: SiteCandidate, d_nn: float) -> bool:
-    """Is there an atom right below the hollow, along the normal of its binding triangle?
+def _atoms_below(slab: Atoms, hollows: list[SiteCandidate], d_nn: float) -> list[bool]:
+    """Is there an atom right below each hollow, along the normal of its binding triangle?
 
     That is the hcp hollow (an atom of the next layer underneath); the fcc hollow has none.
     Measuring along the triangle's own normal keeps the labels right on the tilted (111)
-    terraces of stepped surfaces, where straight down (z) meets other atoms.
+    terraces of stepped surfaces, where straight down (z) meets other atoms.  The atoms near
+    the hollows, every periodic image, come from one :func:`workflows.bonding.near_points` call.
     """
-    anchors = site.binding_positions(slab)
-    centre = anchors.mean(axis=0)
-    normal = np.cross(anchors[1] - anchors[0], anchors[2] - anchors[0])
-    normal /= np.linalg.norm(normal)
-    if normal[2] < 0:
-        normal = -normal
-    cell = slab.cell.array
-    shifts = in_plane_shifts(cell)
-    vectors = (slab.positions[None, :, :] + shifts[:, None, :] - centre).reshape(-1, 3)
-    depth = -vectors @ normal
-    lateral = np.linalg.norm(vectors + depth[:, None] * normal, axis=1)
+    if not hollows:
+        return []
+    anchors = np.array([site.binding_positions(slab) for site in hollows])  # (h, 3, 3)
+    centres = anchors.mean(axis=1)
+    normals = np.cross(anchors[:, 1] - anchors[:, 0], anchors[:, 2] - anchors[:, 0])
+    normals /= np.linalg.norm(normals, axis=1)[:, None]
+    normals[normals[:, 2] < 0] *= -1
+    hollow, _, _, vectors = bonding.near_points(slab, centres, 1.3 * d_nn)
+    depth = -np.einsum("ij,ij->i", vectors, normals[hollow])
+    lateral = np.linalg.norm(vectors + depth[:, None] * normals[hollow], axis=1)
     below = (depth > 0.3) & (depth < 1.2 * d_nn) & (lateral < 0.35 * d_nn)
-    return bool(below.any())
+    return [bool(below[hollow == h].any()) for h in range(len(hollows))]
 
 
 def _reduce(slab: Atoms, sites: list[SiteCandidate], symprec: float) -> list[SiteCandidate]:

@@ -58,7 +58,6 @@ from sklearn.utils import check_X_y
 from screener.errors import InputError
 
 STRATEGIES = ("target-window", "gaussian-target", "ei", "ucb", "max-std", "random")
-DEFAULT_TARGETS = {"CO": -0.67, "H": -0.27}
 DEFAULT_WINDOW = 0.1
 DEFAULT_SIGMA = 0.33
 DEFAULT_BETA = 1.0

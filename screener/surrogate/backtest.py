@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from screener.errors import InputError
+from screener.settings import load_settings
 from screener.surrogate.acquisition import (
-    DEFAULT_TARGETS,
-    DEFAULT_WINDOW,
     STRATEGIES,
     BatchRequest,
     PoolRegressor,
@@ -59,7 +58,7 @@ def backtest(
     strategy: str = "target-window",
     compare: Sequence[str] = ("random",),
     target: float | None = None,
-    window: float = DEFAULT_WINDOW,
+    window: float | None = None,
     budget: int = 200,
     batch: int = 10,
     init: int = 10,
@@ -137,10 +136,9 @@ def backtest(
     if init >= n:
         raise InputError(f"init ({init}) must be smaller than the pool ({n} rows)")
     budget = min(int(budget), n)
-    if target is None:
-        if adsorbate not in DEFAULT_TARGETS:
-            raise InputError(f"no default target for {adsorbate}; pass target=")
-        target = DEFAULT_TARGETS[adsorbate]
+    goal = load_settings().target_window(adsorbate)
+    target = goal.target if target is None else target
+    window = goal.window if window is None else window
     energies = np.asarray(data.energies, dtype=float)
     is_hit = np.abs(energies - target) <= window
     hits = int(is_hit.sum())

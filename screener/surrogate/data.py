@@ -38,7 +38,6 @@ from ase import Atoms
 
 from screener.errors import InputError
 
-ADSORBATE_FORMULAS = {"CO": Counter({"C": 1, "O": 1}), "H": Counter({"H": 1})}
 SAME_SLAB_CELL_TOL = 0.05  # A, per cell-vector component
 SAME_SLAB_MEDIAN_SHIFT = 0.5  # A, median displacement of the surface atoms
 
@@ -153,16 +152,18 @@ def _energy(atoms: Atoms, info: dict, key: str, where: str) -> float:
 
 
 def adsorbate_of(atoms: Atoms, where: str) -> str:
-    """'CO' or 'H' from the tag-0 atoms' composition (InputError otherwise)."""
+    """The adsorbate (an entry of workflows.adsorbates) the tag-0 atoms' composition is."""
+    from workflows.adsorbates import ADSORBATES
+
     tags = atoms.get_tags()
     symbols = [s for s, t in zip(atoms.get_chemical_symbols(), tags, strict=True) if t == 0]
     counts = Counter(symbols)
-    for name, formula in ADSORBATE_FORMULAS.items():
-        if counts == formula:
+    for name, adsorbate in ADSORBATES.items():
+        if counts == Counter(adsorbate.formula):
             return name
     found = "".join(f"{s}{n if n > 1 else ''}" for s, n in sorted(counts.items()))
     raise InputError(
-        f"{where}: adsorbate (tag-0 atoms) is {found}; supported: {', '.join(ADSORBATE_FORMULAS)}"
+        f"{where}: adsorbate (tag-0 atoms) is {found}; supported: {', '.join(ADSORBATES)}"
     )
 
 

@@ -15,6 +15,7 @@ from screener.enumerate.pipeline import adsorbate_position, enumerate_bulk
 from screener.enumerate.sites import find_sites
 from screener.enumerate.slabs import SlabParams
 from workflows.adsorbates import place_adsorbate
+from workflows.anomalies import binding_site
 from workflows.structures import atoms_from_dict, atoms_to_dict
 
 
@@ -85,6 +86,21 @@ def test_binding_atoms_of_an_adsorbate_held_far_out(site, height, expected):
     bound = binding_atoms(slab)
     assert len(bound) == expected
     assert d[bound].max() <= 1.15 * d.min() + 1e-9
+    # one bonding rule (workflows.bonding): the anomaly checks see the same site
+    assert binding_site(slab)["binding_atoms"] == bound
+
+
+def test_desorbed_adsorbate_binds_nothing():
+    """Past 1.5 x the radii sum of its nearest surface atom the adsorbate is bonded to none."""
+    slab = fcc111("Cu", size=(2, 2, 4), vacuum=10.0, a=3.61)
+    slab.set_tags(1)
+    add_adsorbate(slab, "H", 1.45 * (0.31 + 1.32), "ontop")
+    tags = slab.get_tags()
+    tags[-1] = 0
+    slab.set_tags(tags)
+    assert len(binding_atoms(slab)) == 1
+    slab.positions[-1, 2] += 0.1 * (0.31 + 1.32)
+    assert binding_atoms(slab) == [] == binding_site(slab)["binding_atoms"]
 
 
 def test_adslab_without_adsorbate_is_rejected():

@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from ase.build import bcc100, fcc100, fcc111, hcp0001
+from ase.build import bcc100, fcc100, fcc111, fcc211, hcp0001
 
 from screener.enumerate.bulks import elemental_bulk, prototype_bulks
 from screener.enumerate.sites import find_sites, surface_atoms
@@ -113,3 +113,20 @@ def test_orbits_partition_the_candidates(prototype):
         n_top = len(surface_atoms(record.atoms))
         assert sum(s.multiplicity for s in sites if s.site_type == "ontop") == n_top
         assert all(s.multiplicity >= 1 for s in sites)
+
+
+@pytest.mark.parametrize(
+    "builder,sizes",
+    [(fcc111, [(2, 2, 4), (3, 3, 4)]), (fcc211, [(3, 2, 4), (3, 3, 4), (6, 2, 4)])],
+)
+def test_sites_do_not_depend_on_the_cell(builder, sizes):
+    """Surface atoms, site kinds and the hcp/fcc labels come out the same in small and large
+    cells (periodic images from workflows.bonding, however many fit in the cell)."""
+    kinds = []
+    for size in sizes:
+        slab = builder("Cu", size, a=3.61, vacuum=10.0)
+        sites = find_sites(slab)
+        top = surface_atoms(slab)
+        assert sum(s.multiplicity for s in sites if s.site_type == "ontop") == len(top)
+        kinds.append(sorted(_types(sites).items()))
+    assert all(k == kinds[0] for k in kinds)

@@ -10,7 +10,6 @@ from scipy import stats
 
 from screener.errors import InputError
 from screener.surrogate.acquisition import (
-    DEFAULT_TARGETS,
     QUERY_STRATEGIES,
     STRATEGIES,
     BatchRequest,
@@ -31,8 +30,31 @@ T, W = -0.67, 0.1
 
 
 def test_defaults():
-    assert DEFAULT_TARGETS == {"CO": -0.67, "H": -0.27}
+    from screener.settings import load_settings
+
+    settings = load_settings()
+    assert settings.target_window("CO").target == -0.67  # Tran & Ulissi's
+    assert settings.target_window("H").target == -0.27
+    assert {a: settings.target_window(a).window for a in ("CO", "H", "O", "OH")} == dict.fromkeys(
+        ("CO", "H", "O", "OH"), 0.1
+    )
     assert STRATEGIES[0] == "target-window"
+
+
+def test_targets_are_settings(monkeypatch):
+    from screener.errors import InputError
+    from screener.settings import load_settings
+
+    monkeypatch.setenv("SCREENER_TARGETS", '{"OH": {"target": 0.8, "window": 0.05}}')
+    settings = load_settings()
+    assert (settings.target_window("OH").target, settings.target_window("OH").window) == (0.8, 0.05)
+    assert settings.target_window("CO").target == -0.67  # the others keep their defaults
+    monkeypatch.setenv("SCREENER_TARGETS", '{"Xe": {"target": 0.8, "window": 0.05}}')
+    with pytest.raises(InputError, match="unknown adsorbate 'Xe'"):
+        load_settings()
+    monkeypatch.setenv("SCREENER_TARGETS", '{"O": {"target": 1.0, "window": 0}}')
+    with pytest.raises(InputError, match="targets.O.window"):
+        load_settings()
 
 
 def test_target_window_prefers_in_window_means_and_is_a_probability():

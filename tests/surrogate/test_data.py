@@ -100,7 +100,7 @@ def _frame(frames, **info):
         ("no_energy", r"frame 1: no energy key 'E_ads' \(info keys: foo\)"),
         ("no_tags", "frame 1: no surface atoms tagged >= 1"),
         ("no_adsorbate", "frame 1: no adsorbate atoms"),
-        ("bad_adsorbate", "frame 1: adsorbate .* is HO; supported: CO, H"),
+        ("bad_adsorbate", "frame 1: adsorbate .* is HN; supported: CO, H, O, OH"),
         ("nan", "frame 1: energy 'E_ads' is not finite"),
         ("bad_initial", r"frame 1: initial_binding \[99\] is not a non-empty list"),
     ],
@@ -123,8 +123,8 @@ def test_bad_data_is_input_error_naming_file_and_frame(tmp_path, frames, case, m
             bad.set_tags(np.maximum(bad.get_tags(), 1))
         elif case == "bad_adsorbate":
             slab = bad[bad.get_tags() > 0]
-            oh = Atoms("OH", positions=[(0, 0, 14.0), (0, 0, 15.0)], tags=[0, 0])
-            bad = slab + oh
+            nh = Atoms("NH", positions=[(0, 0, 14.0), (0, 0, 15.0)], tags=[0, 0])
+            bad = slab + nh
             bad.info = dict(good.info)
         elif case == "nan":
             bad.info["E_ads"] = math.nan

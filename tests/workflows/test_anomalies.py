@@ -99,6 +99,18 @@ def test_co_bond_is_judged_at_the_sum_of_covalent_radii(length: float, broken: b
     assert ("dissociated" in flags) is broken
 
 
+@pytest.mark.parametrize(
+    "length,broken", [(0.97, False), (1.02, False), (1.15, False), (1.3, True)]
+)
+def test_oh_placed_at_its_radii_sum_is_bonded_until_stretched(length: float, broken: bool) -> None:
+    """O-H is placed at 0.97 A, the O + H covalent radii sum: it breaks past 1.25 x that."""
+    slab = cu_slab()
+    initial = slab + ADSORBATES["OH"].atoms(slab.positions[TOP[0]] + [0.0, 0.0, 1.9])
+    final = initial.copy()
+    final.positions[-1] = final.positions[-2] + [0.0, 0.0, length]
+    assert ("dissociated" in adslab_anomalies(initial, final)["flags"]) is broken
+
+
 def test_co_dissociated_across_the_boundary() -> None:
     """O wrapped into the cell on the far side: still measured by the minimum image."""
     initial = co_ontop()
@@ -149,7 +161,7 @@ def test_adsorbate_moved_by_a_cell_vector_is_not_migrated(shift: tuple[int, int]
 def test_adsorbate_placed_too_high_that_came_down_is_not_migrated() -> None:
     final = co_ontop()
     initial = final.copy()
-    initial.positions[-2:, 2] += 1.0  # C-Cu 2.85 A: beyond the 2.6 A bonding cutoff
+    initial.positions[-2:, 2] += 1.5  # C-Cu 3.35 A: beyond the 3.12 A reach of any bond
     assert binding_site(initial)["binding_atoms"] == []
     assert adslab_anomalies(initial, final)["flags"] == []
 
@@ -245,6 +257,22 @@ def test_binding_sites() -> None:
     assert site["site_type"] == "bridge" and len(site["binding_atoms"]) == 2
     with pytest.raises(ValueError):
         binding_site(co_ontop(), binding_index=0)
+
+
+def test_h_held_far_out_stays_bound_and_its_site_is_tracked() -> None:
+    """EMT leaves H 2.2-2.3 A from hollow atoms (past 1.25 x the radii sum, 2.04 A): bound to the
+    hollow (the relative part of the adsorbate rule), so not desorbed, and a move to the
+    neighbouring hcp hollow at that height is a site change."""
+    height = float(np.sqrt(2.25**2 - (A_CU / np.sqrt(6)) ** 2))  # 2.25 A from the three atoms
+    initial, final = h_hollow("fcc"), h_hollow("hcp")
+    for adslab in (initial, final):
+        adslab.positions[-1, 2] = adslab.positions[TOP[0], 2] + height
+    site = binding_site(initial)
+    assert site["site_type"] == "hollow" and len(site["binding_atoms"]) == 3
+    result = adslab_anomalies(initial, initial.copy())
+    assert result["flags"] == []
+    assert result["details"]["binding_distance"] == pytest.approx(2.25)
+    assert adslab_anomalies(initial, final)["flags"] == ["migrated"]
 
 
 def test_binding_site_counts_periodic_images_in_a_small_cell() -> None:
