@@ -23,7 +23,7 @@ tagged 0) and calls it.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -33,7 +33,7 @@ from ase.data import atomic_numbers, covalent_radii
 from workflows import bonding
 from workflows.bonding import point_distances as point_distances  # re-exported (pipeline)
 
-FINGERPRINT_VERSION = 3
+FINGERPRINT_VERSION = 4
 
 
 @cache
@@ -59,19 +59,108 @@ class SlabBonds:
 
     symbols: list[str]
     neighbours: list[np.ndarray]
+    #: per atom, the cell offset (a, b) of each bonded image, aligned with ``neighbours``
+    offsets: list[np.ndarray] = field(default_factory=list)
+    #: height of every atom along the surface normal (A)
+    heights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: median bond length of the slab (A): its lattice, the strain every site feels
+    bond_length: float = 0.0
+    #: in-plane cell vectors a and b (A), to place images
+    plane: np.ndarray = field(default_factory=lambda: np.zeros((2, 3)))
 
     @classmethod
     def of(cls, slab: Atoms) -> SlabBonds:
-        return cls(slab.get_chemical_symbols(), bonding.bonds(slab).neighbours)
+        found = bonding.bonds(slab)
+        lengths = np.concatenate(found.distances) if found.distances else np.zeros(0)
+        cell = np.asarray(slab.cell.array, dtype=float)
+        normal = np.cross(cell[0], cell[1])
+        normal /= np.linalg.norm(normal)
+        return cls(
+            symbols=slab.get_chemical_symbols(),
+            neighbours=found.neighbours,
+            offsets=[np.asarray(o, dtype=int)[:, :2] for o in found.offsets],
+            heights=slab.positions @ normal,
+            bond_length=float(np.median(lengths)) if len(lengths) else 0.0,
+            plane=cell[:2].copy(),
+        )
+
+
+ZONES = ("binding", "ring", "below", "ring2", "ring_shared", "below_shared", "ring2_shared")
+ZONE_DEPTH = 0.6  # A below the lowest binding atom: deeper neighbours are the layer under the site
+
+Node = tuple[int, int, int]  # atom index and the (a, b) cell offset of its image
+
+
+def zones(
+    slab: Atoms, binding: list[int], bonds: SlabBonds, point: np.ndarray | None = None
+) -> dict:
+    """Per-element counts in zones around a site (with periodic images, as the shells are).
+
+    ``binding``: the binding atoms, the images nearest ``point`` (the adsorbate's binding atom;
+    default: the first binding atom).  ``ring``: the other
+    atoms bonded to them, not deeper than ``ZONE_DEPTH`` below the lowest binding atom;
+    ``below``: those deeper (the layer under the site); ``ring2``: atoms bonded to the ring,
+    outside the zones before, not deeper either.  ``*_shared``: the atoms of a zone bonded to
+    at least two atoms of the zone inside it (across a hollow's edge, under a bridge, the
+    second ring's near atoms), which tells where in the zone an element sits.
+    """
+
+    def images_near(origin: np.ndarray) -> tuple[set[Node], np.ndarray]:
+        nodes, placed = set(), []
+        for b in binding:
+            delta = slab.positions[b] - origin
+            wrapped = bonding.minimum_image(delta, slab)
+            shift = np.linalg.lstsq(bonds.plane.T, wrapped - delta, rcond=None)[0]
+            p, q = (int(v) for v in np.rint(shift))
+            nodes.add((int(b), p, q))
+            placed.append(origin + wrapped)
+        return nodes, np.mean(placed, axis=0)
+
+    if point is None:  # no adsorbate: the images around the site's centre, found in two passes
+        _, centre = images_near(slab.positions[binding[0]])
+        seeds, _ = images_near(centre)
+    else:
+        seeds, _ = images_near(np.asarray(point, dtype=float))
+
+    def around(nodes: set[Node]) -> Counter:
+        touched: Counter = Counter()
+        for i, p, q in nodes:
+            for j, (dp, dq) in zip(bonds.neighbours[i], bonds.offsets[i], strict=True):
+                touched[(int(j), p + int(dp), q + int(dq))] += 1
+        return touched
+
+    floor = min(bonds.heights[b] for b in binding) - ZONE_DEPTH
+    first = around(seeds)
+    ring = {n for n in first if n not in seeds and bonds.heights[n[0]] >= floor}
+    below = {n for n in first if n not in seeds and bonds.heights[n[0]] < floor}
+    second = around(ring)
+    ring2 = {n for n in second if n not in seeds | ring | below and bonds.heights[n[0]] >= floor}
+    members = {
+        "binding": seeds,
+        "ring": ring,
+        "below": below,
+        "ring2": ring2,
+        "ring_shared": {n for n in ring if first[n] >= 2},
+        "below_shared": {n for n in below if first[n] >= 2},
+        "ring2_shared": {n for n in ring2 if second[n] >= 2},
+    }
+    return {
+        zone: dict(sorted(Counter(bonds.symbols[n[0]] for n in nodes).items()))
+        for zone, nodes in members.items()
+    }
 
 
 def fingerprint_from_binding(
-    slab: Atoms, binding: list[int], bonds: SlabBonds | None = None
+    slab: Atoms,
+    binding: list[int],
+    bonds: SlabBonds | None = None,
+    point: np.ndarray | None = None,
 ) -> dict:
     """Fingerprint from the slab (surface atoms only) and the indices of the binding atoms.
 
     Neighbours are counted with their periodic images, so a small cell counts what a big one does.
-    Pass ``bonds`` (:meth:`SlabBonds.of` the slab) to reuse them across the sites of one slab.
+    Pass ``bonds`` (:meth:`SlabBonds.of` the slab) to reuse them across the sites of one slab,
+    and ``point``, the adsorbate's binding atom, to place the site's images (:func:`zones`).
     """
     bonds = bonds or SlabBonds.of(slab)
     second = [bonds.symbols[j] for b in binding for j in bonds.neighbours[b]]
@@ -92,6 +181,8 @@ def fingerprint_from_binding(
             "second_sum": sum(len(bonds.neighbours[j]) for j in outer),
             "second_n": len(outer),
         },
+        "zones": zones(slab, binding, bonds, point) if binding else {z: {} for z in ZONES},
+        "bond_length": round(bonds.bond_length, 3),
     }
 
 
@@ -125,8 +216,12 @@ def fingerprint_of_adslab(
     (indices among the surface atoms) names the site instead of the adsorbate's position: the
     site a relaxation started from.
     """
-    surface = np.nonzero(adslab.get_tags() > 0)[0]
+    tags = adslab.get_tags()
+    surface = np.nonzero(tags > 0)[0]
+    point = None
     if binding is None:
         index = {old: new for new, old in enumerate(surface)}
         binding = [index[b] for b in binding_atoms(adslab)]
-    return fingerprint_from_binding(adslab[surface], binding, bonds)
+        adsorbate = np.nonzero(tags == 0)[0]
+        point = adslab.positions[adsorbate[np.argmin(adslab.positions[adsorbate, 2])]]
+    return fingerprint_from_binding(adslab[surface], binding, bonds, point)

@@ -42,24 +42,33 @@ from screener.errors import InputError
 
 FIRST_SLOTS = 4
 SECOND_SLOTS = 6
-FEATURE_SETS = ("tu", "tu+stats", "tu+stats+cn")
-DEFAULT_FEATURE_SET = "tu+stats+cn"
+FEATURE_SETS = ("tu", "tu+stats", "tu+stats+cn", "zones")
+DEFAULT_FEATURE_SET = "zones"
+ZONE_NAMES = (
+    "binding", "ring", "below", "ring2", "ring_shared", "below_shared", "ring2_shared",
+)  # fmt: skip
 CN_NORM = 12.0  # generalized coordination number: CN sum over the second shell / 12
 _N_EXTRA = {"tu": 0, "tu+stats": 10, "tu+stats+cn": 17}
 SOURCES = ("pure", "any", "global")
 
 _SYMBOL_COUNT = itemgetter(0, 3)
+_CN_NAMES = (
+    "n_binding", "cn_mean", "cn_min", "cn_max", "gcn", "gcn_per_binding", "second_cn_mean",
+)  # fmt: skip
 Shell = tuple[tuple[str, float], ...]
-Key = tuple[Shell, Shell, tuple[tuple[int, ...], int, int] | None]
+Key = tuple
 
 
 def fingerprint_key(fingerprint: dict) -> Key:
-    """Hashable identity of a fingerprint: (symbol, count) per element per shell, coordination."""
+    """Hashable identity of a fingerprint: shells, coordination, zones and bond length."""
     cn = fingerprint.get("cn")
+    zones = fingerprint.get("zones")
     return (
         tuple(map(_SYMBOL_COUNT, fingerprint["first"])),
         tuple(map(_SYMBOL_COUNT, fingerprint["second"])),
         None if cn is None else (tuple(cn["binding"]), cn["second_sum"], cn["second_n"]),
+        None if zones is None else tuple(tuple(sorted(zones[z].items())) for z in ZONE_NAMES),
+        fingerprint.get("bond_length"),
     )
 
 
@@ -68,8 +77,16 @@ def has_coordination(fingerprints: Iterable[dict]) -> bool:
     return all(fp.get("cn") is not None for fp in fingerprints)
 
 
+def has_zones(fingerprints: Iterable[dict]) -> bool:
+    """True when every fingerprint carries zone counts (version >= 4)."""
+    return all(fp.get("zones") is not None for fp in fingerprints)
+
+
 def best_feature_set(fingerprints: Iterable[dict], wanted: str = DEFAULT_FEATURE_SET) -> str:
-    """``wanted``, or ``tu+stats`` when it needs coordination numbers some fingerprints lack."""
+    """``wanted``, or the richest set that older fingerprints among them can give."""
+    fingerprints = list(fingerprints)
+    if wanted == "zones" and not has_zones(fingerprints):
+        wanted = "tu+stats+cn"
     if wanted.endswith("+cn") and not has_coordination(fingerprints):
         return "tu+stats"
     return wanted
@@ -136,6 +153,7 @@ class Featurizer:
         self.references: dict[str, float] = {}
         self.reference_sources: dict[str, str] = {}
         self.global_reference: float | None = None
+        self.elements: list[str] = []  # the zone-count columns (``zones``), set by fit
         self._cache: dict[Key, np.ndarray] = {}
 
     # -- fitting -------------------------------------------------------------------------------
@@ -154,6 +172,9 @@ class Featurizer:
             first = set(_shell_elements(fp, "first"))
             first_sets.append(first)
             elements |= first | set(_shell_elements(fp, "second"))
+            for zone in (fp.get("zones") or {}).values():
+                elements |= set(zone)
+        self.elements = sorted(elements)
         pure_arr = np.array([p or "" for p in pure], dtype=object)
         self.references, self.reference_sources = {}, {}
         for element in sorted(elements):
@@ -179,10 +200,16 @@ class Featurizer:
     # -- transforming --------------------------------------------------------------------------
     @property
     def n_features(self) -> int:
+        if self.feature_set == "zones":
+            return len(ZONE_NAMES) * (len(self.elements) + 1) + 8
         return 4 * (FIRST_SLOTS + SECOND_SLOTS) + _N_EXTRA[self.feature_set]
 
     @property
     def feature_names(self) -> list[str]:
+        if self.feature_set == "zones":
+            names = [f"{zone}_{e}" for zone in ZONE_NAMES for e in self.elements]
+            names += [f"{zone}_ref_mean" for zone in ZONE_NAMES]
+            return names + [*_CN_NAMES, "bond_length"]
         names = []
         for shell, slots in (("first", FIRST_SLOTS), ("second", SECOND_SLOTS)):
             for k in range(slots):
@@ -194,13 +221,37 @@ class Featurizer:
                     for q in ("count", "ref_mean", "ref_min", "ref_max", "pauling_mean")
                 ]
         if self.feature_set.endswith("+cn"):
-            names += [
-                "n_binding", "cn_mean", "cn_min", "cn_max", "gcn", "gcn_per_binding",
-                "second_cn_mean",
-            ]  # fmt: skip
+            names += list(_CN_NAMES)
         return names
 
+    def _zone_row(self, fingerprint: dict) -> np.ndarray:
+        """Counts per element per zone, each zone's mean reference dE, coordination, bonds."""
+        zones = fingerprint.get("zones")
+        if zones is None:
+            raise InputError(
+                "fingerprint has no zone counts (version < 4): re-seed the space to upgrade "
+                "its fingerprints, or use the tu+stats+cn feature set"
+            )
+        column = {e: k for k, e in enumerate(self.elements)}
+        m = len(self.elements)
+        out = np.zeros(self.n_features)
+        means = len(ZONE_NAMES) * m
+        for z, name in enumerate(ZONE_NAMES):
+            counts = zones.get(name) or {}
+            total = sum(counts.values())
+            for element, n in counts.items():
+                k = column.get(element)
+                if k is not None:  # an element no training row had: its reference still counts
+                    out[z * m + k] = n
+            if total:
+                out[means + z] = sum(n * self.reference(e) for e, n in counts.items()) / total
+        out[means + len(ZONE_NAMES) : -1] = coordination_features(fingerprint)
+        out[-1] = float(fingerprint.get("bond_length") or 0.0)
+        return out
+
     def _row(self, fingerprint: dict) -> np.ndarray:
+        if self.feature_set == "zones":
+            return self._zone_row(fingerprint)
         out = np.zeros(self.n_features)
         col = 0
         stats = []
@@ -265,6 +316,7 @@ class Featurizer:
             "references": dict(self.references),
             "reference_sources": dict(self.reference_sources),
             "global_reference": self.global_reference,
+            "elements": list(self.elements),
             "slots": [FIRST_SLOTS, SECOND_SLOTS],
         }
 
@@ -277,6 +329,7 @@ class Featurizer:
         out.reference_sources = {str(k): str(v) for k, v in d["reference_sources"].items()}
         g = d.get("global_reference")
         out.global_reference = None if g is None else float(g)
+        out.elements = [str(e) for e in d.get("elements", [])]
         return out
 
 

@@ -47,7 +47,32 @@ def test_placed_adsorbate_bonds_to_exactly_the_site_atoms(builder, adsorbate):
     for site in find_sites(slab):
         adslab = place_adsorbate(slab, adsorbate, adsorbate_position(slab, site, adsorbate))
         assert binding_atoms(adslab) == sorted(site.binding)
-        assert fingerprint_of_adslab(adslab) == fingerprint_from_binding(slab, site.binding)
+        point = adsorbate_position(slab, site, adsorbate)
+        # in a 2x2 cell the same three atoms make an fcc and an hcp hollow: the zones need
+        # the adsorbate's position to tell which images form the site
+        assert fingerprint_of_adslab(adslab) == fingerprint_from_binding(
+            slab, site.binding, point=point
+        )
+
+
+def test_zones_tell_where_the_neighbours_sit():
+    """Pt(111), 3x3: zone sizes of top, bridge, fcc and hcp sites, hcp and fcc told apart."""
+    from ase.build import add_adsorbate
+
+    expected = {
+        "ontop": (1, 6, 3, 12, 0, 0, 6),
+        "bridge": (2, 8, 5, 14, 2, 1, 8),
+        "fcc": (3, 9, 6, 15, 3, 3, 9),
+        "hcp": (3, 9, 7, 15, 3, 1, 9),
+    }
+    for size in ((3, 3, 4), (2, 2, 4), (4, 4, 4)):
+        for site, sizes in expected.items():
+            slab = fcc111("Pt", size=size, a=3.92, vacuum=8.0)
+            add_adsorbate(slab, "O", 1.9 if site == "ontop" else 1.2, site)
+            slab.set_tags([*slab.get_tags()[:-1], 0])
+            zones = fingerprint_of_adslab(slab)["zones"]
+            assert tuple(sum(zones[z].values()) for z in zones) == sizes, (size, site)
+            assert set(zones["ring"]) == {"Pt"}
 
 
 @pytest.mark.parametrize("adsorbate", ["CO", "H"])
