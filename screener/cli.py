@@ -130,7 +130,9 @@ def seed(
     elements: Annotated[
         str | None, typer.Option("--elements", "-e", help="comma-separated symbols, e.g. Cu,Pd")
     ] = None,
-    adsorbates: Annotated[str, typer.Option("--adsorbates", "-a", help="CO, H or both")] = "CO,H",
+    adsorbates: Annotated[
+        str, typer.Option("--adsorbates", "-a", help=f"comma-separated, of {KNOWN}")
+    ] = "CO,H",
     bulks: Annotated[
         list[Path] | None,
         typer.Option("--bulks", help="bulk structure files (CIF, POSCAR, extxyz); repeatable"),

@@ -188,9 +188,20 @@ def bonds(atoms: Atoms, *, mult: float = METAL_BOND_FACTOR) -> Bonds:
     n = len(slab)
     if n == 0:
         return Bonds([], [], [])
-    cutoffs = mult * shortest_bonds(slab) / 2
-    cutoffs[~np.isfinite(cutoffs)] = 0.0
-    first, second, distance, shift = neighbor_list("ijdS", slab, cutoffs)
+    # one neighbour search serves both the shortest bonds and the bonds themselves when the
+    # bonded cutoff stays inside it (metals: always); the general path otherwise
+    search = _SEARCH * float(covalent_radii_of(slab).max())
+    first, second, distance, shift = neighbor_list("ijdS", slab, search)
+    shortest = np.full(n, np.inf)
+    np.minimum.at(shortest, first, distance)
+    cutoffs = mult * shortest / 2
+    if np.isfinite(shortest).all() and 2 * cutoffs.max() < search:
+        keep = distance < cutoffs[first] + cutoffs[second]
+        first, second, distance, shift = first[keep], second[keep], distance[keep], shift[keep]
+    else:
+        cutoffs = mult * shortest_bonds(slab) / 2
+        cutoffs[~np.isfinite(cutoffs)] = 0.0
+        first, second, distance, shift = neighbor_list("ijdS", slab, cutoffs)
     order = np.argsort(first, kind="stable")
     split = np.searchsorted(first[order], np.arange(n + 1))
     parts = [order[split[k] : split[k + 1]] for k in range(n)]

@@ -105,15 +105,21 @@ def zones(
     second ring's near atoms), which tells where in the zone an element sits.
     """
 
+    plane = bonds.plane
+    to_fractional = np.linalg.pinv(plane.T)  # in-plane Cartesian -> (a, b) coordinates
+    steps = np.array([(p, q) for p in (-1, 0, 1) for q in (-1, 0, 1)])
+
     def images_near(origin: np.ndarray) -> tuple[set[Node], np.ndarray]:
+        """Each binding atom's image nearest ``origin`` (rounded, then its 3x3 neighbourhood)."""
         nodes, placed = set(), []
         for b in binding:
             delta = slab.positions[b] - origin
-            wrapped = bonding.minimum_image(delta, slab)
-            shift = np.linalg.lstsq(bonds.plane.T, wrapped - delta, rcond=None)[0]
-            p, q = (int(v) for v in np.rint(shift))
+            offsets = steps - np.rint(to_fractional @ delta)
+            candidates = delta + offsets @ plane
+            best = int(np.argmin(np.einsum("ij,ij->i", candidates, candidates)))
+            p, q = (int(v) for v in offsets[best])
             nodes.add((int(b), p, q))
-            placed.append(origin + wrapped)
+            placed.append(origin + candidates[best])
         return nodes, np.mean(placed, axis=0)
 
     if point is None:  # no adsorbate: the images around the site's centre, found in two passes

@@ -207,8 +207,6 @@ def read_labelled(
     path: str | Path, *, energy_key: str = "E_ads", group_by: str | None = None
 ) -> LabelledSet:
     """Read, check and fingerprint every frame of ``path`` (extxyz, ASE .db, ...)."""
-    from screener.enumerate.fingerprint import SlabBonds, fingerprint_of_adslab
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -243,18 +241,9 @@ def read_labelled(
             group = str(info[group_by])
         else:
             group = identity.name(surface)
-        bonds = SlabBonds.of(surface)  # shared by the relaxed and the starting site
-        try:
-            relaxed = fingerprint_of_adslab(atoms, bonds)
-        except ValueError as error:
-            raise InputError(f"{where}: cannot fingerprint ({error})") from error
         binding = None
-        fingerprint = relaxed
         if "initial_binding" in info:
             binding = _initial_binding(info["initial_binding"], len(surface), where)
-            fingerprint = fingerprint_of_adslab(atoms, bonds, binding)
-        rows["fp"].append(fingerprint)
-        rows["relaxed"].append(relaxed)
         rows["binding"].append(binding)
         rows["e"].append(energy)
         rows["ads"].append(adsorbate)
@@ -262,6 +251,11 @@ def read_labelled(
         rows["pure"].append(next(iter(elements)) if len(elements) == 1 else None)
         rows["atoms"].append(atoms)
         rows["info"].append(info)
+    for index, result in enumerate(_fingerprint_all(rows["atoms"], rows["binding"])):
+        if isinstance(result, str):
+            raise InputError(f"{path} frame {index}: cannot fingerprint ({result})")
+        rows["relaxed"].append(result[0])
+        rows["fp"].append(result[1])
     return LabelledSet(
         fingerprints=rows["fp"],
         energies=np.asarray(rows["e"], dtype=float),
@@ -274,6 +268,47 @@ def read_labelled(
         relaxed_fingerprints=rows["relaxed"],
         initial_binding=rows["binding"],
     )
+
+
+PARALLEL_FRAMES = 1000  # from this many frames on, fingerprints are computed in processes
+CHUNK_FRAMES = 250
+
+
+def _fingerprint_chunk(
+    chunk: list[tuple[Atoms, list[int] | None]],
+) -> list[tuple[dict, dict] | str]:
+    """(relaxed, starting-site) fingerprints per frame, or the reason it cannot be fingerprinted."""
+    from screener.enumerate.fingerprint import SlabBonds, fingerprint_of_adslab
+
+    out: list[tuple[dict, dict] | str] = []
+    for atoms, binding in chunk:
+        bonds = SlabBonds.of(atoms[atoms.get_tags() > 0])  # shared by both fingerprints
+        try:
+            relaxed = fingerprint_of_adslab(atoms, bonds)
+        except ValueError as error:
+            out.append(str(error))
+            continue
+        start = relaxed if binding is None else fingerprint_of_adslab(atoms, bonds, binding)
+        out.append((relaxed, start))
+    return out
+
+
+def _fingerprint_all(
+    atoms: list[Atoms], bindings: list[list[int] | None]
+) -> list[tuple[dict, dict] | str]:
+    """Fingerprints of every frame, in worker processes (one per core, at most 4) for big files."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    pairs = list(zip(atoms, bindings, strict=True))
+    workers = min(4, os.cpu_count() or 1)
+    if len(pairs) < PARALLEL_FRAMES or workers < 2:
+        return _fingerprint_chunk(pairs)
+    chunks = [pairs[i : i + CHUNK_FRAMES] for i in range(0, len(pairs), CHUNK_FRAMES)]
+    # spawn, not fork: the caller may hold database clients and threads
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        return [result for part in pool.map(_fingerprint_chunk, chunks) for result in part]
 
 
 def _initial_binding(value, n_surface: int, where: str) -> list[int]:
