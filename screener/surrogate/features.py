@@ -60,7 +60,7 @@ Key = tuple
 
 
 def fingerprint_key(fingerprint: dict) -> Key:
-    """Hashable identity of a fingerprint: shells, coordination, zones and bond length."""
+    """Hashable identity of a fingerprint: shells, coordination and zones."""
     cn = fingerprint.get("cn")
     zones = fingerprint.get("zones")
     return (
@@ -68,7 +68,6 @@ def fingerprint_key(fingerprint: dict) -> Key:
         tuple(map(_SYMBOL_COUNT, fingerprint["second"])),
         None if cn is None else (tuple(cn["binding"]), cn["second_sum"], cn["second_n"]),
         None if zones is None else tuple(tuple(sorted(zones[z].items())) for z in ZONE_NAMES),
-        fingerprint.get("bond_length"),
     )
 
 
@@ -201,7 +200,7 @@ class Featurizer:
     @property
     def n_features(self) -> int:
         if self.feature_set == "zones":
-            return len(ZONE_NAMES) * (len(self.elements) + 1) + 8
+            return len(ZONE_NAMES) * (len(self.elements) + 1) + len(_CN_NAMES)
         return 4 * (FIRST_SLOTS + SECOND_SLOTS) + _N_EXTRA[self.feature_set]
 
     @property
@@ -209,7 +208,7 @@ class Featurizer:
         if self.feature_set == "zones":
             names = [f"{zone}_{e}" for zone in ZONE_NAMES for e in self.elements]
             names += [f"{zone}_ref_mean" for zone in ZONE_NAMES]
-            return names + [*_CN_NAMES, "bond_length"]
+            return names + list(_CN_NAMES)
         names = []
         for shell, slots in (("first", FIRST_SLOTS), ("second", SECOND_SLOTS)):
             for k in range(slots):
@@ -225,7 +224,7 @@ class Featurizer:
         return names
 
     def _zone_row(self, fingerprint: dict) -> np.ndarray:
-        """Counts per element per zone, each zone's mean reference dE, coordination, bonds."""
+        """Counts per element per zone, each zone's mean reference dE, coordination numbers."""
         zones = fingerprint.get("zones")
         if zones is None:
             raise InputError(
@@ -245,8 +244,7 @@ class Featurizer:
                     out[z * m + k] = n
             if total:
                 out[means + z] = sum(n * self.reference(e) for e, n in counts.items()) / total
-        out[means + len(ZONE_NAMES) : -1] = coordination_features(fingerprint)
-        out[-1] = float(fingerprint.get("bond_length") or 0.0)
+        out[means + len(ZONE_NAMES) :] = coordination_features(fingerprint)
         return out
 
     def _row(self, fingerprint: dict) -> np.ndarray:
