@@ -141,7 +141,7 @@ def test_imported_bulk_beside_prototypes(cli_env, tmp_path):
     "args,message",
     [
         (["-e", "Cu,Xx"], "unknown element 'Xx'"),
-        (["-e", "Cu", "-a", "CO,OH"], "unsupported adsorbate 'OH'"),
+        (["-e", "Cu", "-a", "CO,NH3"], "unsupported adsorbate 'NH3'"),
         (["-e", "Cu", "--max-miller", "0"], "--max-miller must be between 1 and 4"),
         (["-e", "Cu", "--max-miller", "5"], "--max-miller must be between 1 and 4"),
         (["-e", "Cu", "--bulks", "/nonexistent/x.cif"], "no such file"),

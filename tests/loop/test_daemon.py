@@ -294,9 +294,21 @@ def test_kill_9_at_random_points_never_duplicates_or_loses(local_settings):
     assert final.returncode == 0, final.stderr
     counts = _invariants(settings)
     assert seen_keys <= _calculation_keys(settings)
-    with open_store(settings, readonly=True):
+    with open_store(settings, readonly=True) as store:
         states = Counter(j.state for j in Job.objects)
-    assert states["submitting"] == 0 and states["submitted"] == 0, states
+        stuck = [
+            (
+                j.key,
+                [
+                    (fw["fw_id"], fw["state"])
+                    for fw in store.client[settings.db_name].fireworks.find(
+                        {"fw_id": {"$in": list(j.fw_ids)}}, {"fw_id": 1, "state": 1}
+                    )
+                ],
+            )
+            for j in Job.objects(state__in=["submitting", "submitted"])
+        ]
+    assert states["submitting"] == 0 and states["submitted"] == 0, (states, stuck)
     assert counts["done"] >= 4  # the calibration run alone finished four
 
 
