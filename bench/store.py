@@ -684,9 +684,7 @@ def make_jobs(db: Any, synthetic: Synthetic, n_jobs: int, rng: np.random.Generat
                 "surface": site["surface"],
                 "bulk": site["bulk"],
                 "adsorbate": site["adsorbate"],
-                "adsorption_energy": float(
-                    rng.normal(ADSORBATES[site["adsorbate"]].target, 0.4)
-                ),
+                "adsorption_energy": float(rng.normal(ADSORBATES[site["adsorbate"]].target, 0.4)),
                 "flags": [],
                 "final_site": {},
                 "fingerprint": site.get("fingerprint", {}),

@@ -220,7 +220,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from screener.surrogate.acquisition import DEFAULT_TARGETS, DEFAULT_WINDOW
+    from screener.settings import load_settings
+    from screener.surrogate.acquisition import DEFAULT_WINDOW
     from screener.surrogate.data import read_labelled
     from screener.surrogate.features import FEATURE_SETS
     from screener.surrogate.models import baseline_evaluate, evaluate
@@ -299,13 +300,14 @@ def main(argv=None) -> int:
             entry["backtest_rare"]["static_cv_ranking_calls"] = static_ranking_calls(
                 e, predicted["mean"], predicted["std"], target, window
             )
-            domain = DEFAULT_TARGETS[ads]
-            domain_hits = int(np.sum(np.abs(e - domain) <= DEFAULT_WINDOW))
+            goal = load_settings().target_window(ads)
+            domain, width = goal.target, goal.window
+            domain_hits = int(np.sum(np.abs(e - domain) <= width))
             if domain_hits:
                 log(f"{ads}: backtest at the domain target {domain} ...")
-                entry["backtest_domain"] = run_backtest(sub, domain, DEFAULT_WINDOW, args)
+                entry["backtest_domain"] = run_backtest(sub, domain, width, args)
             else:
-                entry["backtest_domain"] = {"target": domain, "window": DEFAULT_WINDOW, "hits": 0}
+                entry["backtest_domain"] = {"target": domain, "window": width, "hits": 0}
         report["adsorbates"][ads] = entry
     if tmp is not None:
         tmp.cleanup()
