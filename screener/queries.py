@@ -31,7 +31,6 @@ def bulk_counters(bulk_ids: list | None = None) -> tuple[int, dict[str, int]]:
     return surfaces, dict(sorted(sites.items()))
 
 
-BULK_CHUNK = 10  # bulk ids per query: SecantusDB's `$in` costs each scanned document per entry
 
 
 def by_bulk(
@@ -42,17 +41,15 @@ def by_bulk(
     *,
     sort: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Documents of ``collection`` on some bulks matching ``query``, a few bulks per query.
+    """Documents of ``collection`` on some bulks matching ``query``, one indexed query per bulk.
 
-    One ``$in`` of a large space's bulk ids is quadratic on SecantusDB (100k sites on 1,700
-    bulks: minutes); ten ids per indexed query read at the server's streaming rate.  Documents
-    come bulk chunk by bulk chunk, sorted by ``sort`` within a chunk.
+    SecantusDB answers a ``bulk`` equality from the index, but examines every document of the
+    collection for a ``bulk $in`` (10 ids per query: 46k sites of a 100k-site store streamed at
+    710/s, against 10k/s one bulk at a time).  Documents come bulk by bulk, sorted by ``sort``
+    within a bulk.
     """
-    ids = list(bulk_ids)
-    for start in range(0, len(ids), BULK_CHUNK):
-        found = collection.find(
-            {**query, "bulk": {"$in": ids[start : start + BULK_CHUNK]}}, projection
-        )
+    for bulk in dict.fromkeys(bulk_ids):
+        found = collection.find({**query, "bulk": bulk}, projection)
         yield from found.sort(sort, 1) if sort else found
 
 

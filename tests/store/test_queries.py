@@ -1,11 +1,12 @@
-"""The chunked reads of the read side return each matching document once, on a real server."""
+"""The per-bulk and chunked reads of the read side return each matching document once, on a real
+server."""
 
 from __future__ import annotations
 
 import pymongo
 from bson import ObjectId
 
-from screener.queries import BULK_CHUNK, ID_CHUNK, by_bulk, by_ids, of_space
+from screener.queries import ID_CHUNK, by_bulk, by_ids, of_space
 
 
 def _collection(settings):
@@ -14,14 +15,14 @@ def _collection(settings):
 
 def test_by_bulk_and_of_space_read_every_match_once(settings):
     col = _collection(settings)
-    bulks = [ObjectId() for _ in range(3 * BULK_CHUNK + 4)]
+    bulks = [ObjectId() for _ in range(34)]
     other = ObjectId()  # a bulk outside the space
     docs = [{"bulk": b, "kind": k, "n": i} for i, b in enumerate(bulks) for k in ("a", "b")]
     docs += [{"bulk": other, "kind": "a"}, {"bulk": other, "kind": "a", "space": "s"}]
     docs += [{"bulk": bulks[0], "kind": "a", "space": "s"}]  # on a bulk of the space and named
     col.insert_many(docs)
 
-    found = list(by_bulk(col, bulks, {"kind": "a"}, {"bulk": 1}, sort="_id"))
+    found = list(by_bulk(col, bulks + bulks[:2], {"kind": "a"}, {"bulk": 1}, sort="_id"))
     assert len(found) == len(bulks) + 1
     assert {d["bulk"] for d in found} == set(bulks)
     assert len({d["_id"] for d in found}) == len(found)
