@@ -34,7 +34,7 @@ from ase.data import atomic_numbers, covalent_radii
 from workflows import bonding
 from workflows.bonding import point_distances as point_distances  # re-exported (pipeline)
 
-FINGERPRINT_VERSION = 4
+FINGERPRINT_VERSION = 5
 
 
 @cache

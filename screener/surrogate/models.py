@@ -1,4 +1,4 @@
-"""The surrogate: a tree ensemble on coordination features with calibrated uncertainty.
+"""The surrogate: a regressor chosen by grouped CV on site features, with calibrated uncertainty.
 
 :meth:`Surrogate.fit` does, on the rows it is given only:
 
@@ -15,8 +15,11 @@
 4. refits featurizer and the chosen regressor on all rows.
 
 Candidates: ``extratrees`` and ``randomforest`` (spread = standard deviation of the per-tree
-predictions), and ``gp`` (a Gaussian process with an anisotropic RBF + white-noise kernel on
-standardised features; spread = its predictive std) when there are at most ``gp_max_rows`` rows.
+predictions); ``boosting`` (:class:`BaggedBoosting`: gradient-boosted trees on bootstrap
+replicas, spread = their standard deviation); ``ensemble-linear`` (:class:`EnsembleLinear`: a
+ridge model per binding ensemble, zones feature set only); and ``gp`` (a Gaussian process with
+an RBF + white-noise kernel on standardised features; spread = its predictive std) when there
+are at most ``gp_max_rows`` rows.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from screener.surrogate.features import (
 )
 
 Z90 = 1.6448536269514722  # standard normal 95th percentile: mean +/- Z90*std is a 90% interval
-CANDIDATES = ("extratrees", "randomforest", "gp")
+CANDIDATES = ("extratrees", "randomforest", "boosting", "ensemble-linear", "gp")
 FLOOR_FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.8)
 MIN_ROWS = 10
 SMALL_N_FLOOR = 0.1  # eV: least std floor when fitted on fewer than MIN_ROWS rows
@@ -88,8 +91,110 @@ def _inner_splits(groups: np.ndarray, folds: int, seed: int) -> list[tuple[np.nd
 
 
 # -- regressors --------------------------------------------------------------------------------
-def _make_regressor(name: str, n_estimators: int, seed: int, min_samples_leaf: int = 1):
+BOOSTING_MEMBERS = 5  # bootstrap replicas of the boosted trees: their spread is the raw std
+BOOSTING_ROUNDS = 300
+ENSEMBLE_MIN_ROWS = 30  # an ensemble with fewer training rows uses the model of all rows
+
+
+class BaggedBoosting:
+    """Gradient-boosted trees (scikit-learn's HistGradientBoostingRegressor) on bootstrap
+    replicas of the rows: the mean of the replicas is the prediction, their standard deviation
+    the raw spread (calibrated like the forests' per-tree spread)."""
+
+    def __init__(self, members: int = BOOSTING_MEMBERS, rounds: int = BOOSTING_ROUNDS, seed=0):
+        self.members, self.rounds, self.seed = members, rounds, seed
+        self.models_: list = []
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> BaggedBoosting:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        rng = np.random.default_rng(self.seed)
+        self.models_ = []
+        for k in range(self.members):
+            rows = rng.integers(0, len(y), len(y)) if self.members > 1 else np.arange(len(y))
+            model = HistGradientBoostingRegressor(
+                max_iter=self.rounds,
+                learning_rate=0.1,
+                max_leaf_nodes=15,
+                min_samples_leaf=min(10, max(1, len(y) // 10)),
+                l2_regularization=1.0,
+                early_stopping=False,
+                random_state=self.seed + k,
+            )
+            self.models_.append(model.fit(X[rows], y[rows]))
+        return self
+
+    def predict_spread(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        preds = np.array([m.predict(X) for m in self.models_])
+        return preds.mean(axis=0), preds.std(axis=0)
+
+
+class EnsembleLinear:
+    """One ridge model per binding ensemble (the element counts of the binding atoms), on the
+    other features; ensembles with fewer than ``ENSEMBLE_MIN_ROWS`` training rows, and unseen
+    ones, use a ridge model of all rows.  Raw spread: the training residuals' standard
+    deviation of the model that predicts the row."""
+
+    def __init__(self, ensemble_columns: list[int]):
+        self.ensemble_columns = list(ensemble_columns)
+        self.models_: dict[tuple, tuple] = {}
+        self.fallback_: tuple | None = None
+
+    @staticmethod
+    def _ridge(X: np.ndarray, y: np.ndarray) -> tuple:
+        from sklearn.linear_model import RidgeCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+        model.fit(X, y)
+        residual = float(np.std(y - model.predict(X))) if len(y) > 1 else 0.0
+        return model, residual
+
+    def _keys(self, X: np.ndarray) -> list[tuple]:
+        return [tuple(row) for row in np.round(X[:, self.ensemble_columns], 6)]
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> EnsembleLinear:
+        keys = self._keys(X)
+        self.fallback_ = self._ridge(X, y)
+        groups: dict[tuple, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(key, []).append(i)
+        self.models_ = {
+            key: self._ridge(X[rows], y[rows])
+            for key, rows in groups.items()
+            if len(rows) >= ENSEMBLE_MIN_ROWS
+        }
+        return self
+
+    def predict_spread(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, spread = np.zeros(len(X)), np.zeros(len(X))
+        rows: dict[tuple, list[int]] = {}
+        for i, key in enumerate(self._keys(X)):
+            rows.setdefault(key if key in self.models_ else None, []).append(i)
+        for key, index in rows.items():
+            model, residual = self.models_[key] if key is not None else self.fallback_
+            mean[index] = model.predict(X[index])
+            spread[index] = residual
+        return mean, spread
+
+
+def _make_regressor(
+    name: str,
+    n_estimators: int,
+    seed: int,
+    min_samples_leaf: int = 1,
+    feature_names: Sequence[str] = (),
+):
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+    if name == "boosting":
+        return BaggedBoosting(seed=seed)
+    if name == "ensemble-linear":
+        columns = [k for k, f in enumerate(feature_names) if f.startswith("binding_")]
+        if not columns or not any(f == "binding_ref_mean" for f in feature_names):
+            raise InputError("the ensemble-linear model needs the zones feature set")
+        return EnsembleLinear([k for k in columns if feature_names[k] != "binding_ref_mean"])
 
     if name == "extratrees":
         return ExtraTreesRegressor(
@@ -122,7 +227,10 @@ def _make_regressor(name: str, n_estimators: int, seed: int, min_samples_leaf: i
 
 
 def _predict_spread(regressor, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and raw spread: per-tree std for forests, predictive std for the GP."""
+    """Mean and raw spread: per-tree std for forests, per-replica std for boosting, the
+    training residuals' std for ensemble-linear, predictive std for the GP."""
+    if hasattr(regressor, "predict_spread"):
+        return regressor.predict_spread(X)
     if hasattr(regressor, "estimators_"):
         trees = regressor.estimators_
         mean = np.zeros(len(X))
@@ -210,7 +318,12 @@ class Surrogate:
                     f"unknown model '{self.model}' (choose from {', '.join(CANDIDATES)})"
                 )
             return [self.model]
-        names = [c for c in self.candidates if c != "gp" or n <= self.gp_max_rows]
+        names = [
+            c
+            for c in self.candidates
+            if (c != "gp" or n <= self.gp_max_rows)
+            and (c != "ensemble-linear" or self.feature_set == "zones")
+        ]
         for c in names:
             if c not in CANDIDATES:
                 raise InputError(f"unknown model '{c}' (choose from {', '.join(CANDIDATES)})")
@@ -220,9 +333,11 @@ class Surrogate:
         featurizer = Featurizer(self.adsorbate, self.feature_set).fit(fps, energies, pure)
         return featurizer, featurizer.transform(fps)
 
-    def _regress(self, name, X, energies, seed: int, n_estimators: int | None = None):
+    def _regress(
+        self, name, X, energies, seed: int, n_estimators: int | None = None, names=()
+    ):
         n_trees = n_estimators or self.n_estimators
-        regressor = _make_regressor(name, n_trees, seed, self.min_samples_leaf)
+        regressor = _make_regressor(name, n_trees, seed, self.min_samples_leaf, names)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # GP kernel-bound notices
             regressor.fit(X, energies)
@@ -260,7 +375,9 @@ class Surrogate:
             )
             X_test = featurizer.transform([fps[i] for i in test])
             for name in names:
-                regressor = self._regress(name, X_train, energies[train], seed, inner_trees)
+                regressor = self._regress(
+                    name, X_train, energies[train], seed, inner_trees, featurizer.feature_names
+                )
                 mean, spread = _predict_spread(regressor, X_test)
                 oof[name][0][test] = mean
                 oof[name][1][test] = spread
@@ -273,7 +390,9 @@ class Surrogate:
             self.scale = max(self.scale, 1.0)
         sigma_oof = self.scale * np.sqrt(oof[chosen][1] ** 2 + self.floor**2)
         self.featurizer, X = self._featurize(fps, energies, pure)
-        self.regressor = self._regress(chosen, X, energies, seed)
+        self.regressor = self._regress(
+            chosen, X, energies, seed, names=self.featurizer.feature_names
+        )
         self.info = {
             "adsorbate": self.adsorbate,
             "n": n,

@@ -88,6 +88,23 @@ def test_alloy_of_mixed_radii_bonds_first_neighbours_only(alloy, a, facet) -> No
         assert layers[0] == {top} and layers[1] == {second}
 
 
+def test_stretched_bond_of_a_relaxed_close_packed_alloy_is_kept() -> None:
+    """An Ag atom pushed out of an Ir(111) surface: its bond to the Ag below stretches beyond
+    1.12 x its shortest bond, and the close-packed rule (covalent radii x 1.2) keeps it."""
+    slab = fcc111("Ir", (3, 3, 4), a=3.84, vacuum=8.0)
+    z = slab.positions[:, 2]
+    top = int(np.argmax(z))
+    layer2 = np.nonzero(np.isclose(z, np.unique(np.round(z, 3))[-2], atol=1e-3))[0]
+    below = int(layer2[np.argmin(bonding.point_distances(slab, slab.positions[top], layer2))])
+    slab[top].symbol = slab[below].symbol = "Ag"
+    slab.positions[top, 2] += 0.75
+    stretched = bonding.pair_distance(slab, top, below)
+    assert stretched > 1.12 * bonding.shortest_bonds(slab)[top]
+    found = bonding.bonds(slab)
+    assert below in found.neighbours[top].tolist() and top in found.neighbours[below].tolist()
+    assert sorted(found.coordination[layer2].tolist())[-1] == 12  # bulk layers: first shell only
+
+
 def test_bcc_second_neighbours_are_not_bonded() -> None:
     """bcc second neighbours sit at 1.155 x the first: 4 on bcc(100), 8 in the bulk."""
     assert _by_layer(bcc100("Fe", (2, 2, 5), vacuum=8.0)) == [{4}, {8}, {8}, {8}, {4}]
