@@ -6,7 +6,7 @@ predict (mean, std) ``N`` site fingerprints for N = 10k, 100k, 1M in dask blocks
 (:func:`screener.learning.predict_chunked`), as a cycle scores every site of a space.
 
 The fingerprints are real: those of an EMT-labelled pool the project builds itself
-(:mod:`screener.emt_pool`; ``--pool FILE`` reuses one), tiled up to N.  Real spaces repeat
+(bench/emt_pool.py; ``--pool FILE`` reuses one), tiled up to N.  Real spaces repeat
 fingerprints too (a fingerprint is a few element counts), which the featuriser's per-distinct-
 fingerprint cache exploits; the number of distinct fingerprints is printed with each row.
 
@@ -35,7 +35,8 @@ def log(message: str) -> None:
 
 
 def build_pool(path: Path, elements: str) -> None:
-    from screener.emt_pool import build_pool as build
+    from emt_pool import build_pool as build
+
     from screener.enumerate.seed import plan_seed, seed
     from screener.settings import use_settings
     from screener.store import open_store

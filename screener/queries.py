@@ -31,8 +31,6 @@ def bulk_counters(bulk_ids: list | None = None) -> tuple[int, dict[str, int]]:
     return surfaces, dict(sorted(sites.items()))
 
 
-
-
 def by_bulk(
     collection: Any,
     bulk_ids: list,

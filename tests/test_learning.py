@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.io import read, write
+from emt_pool import build_pool
 
 from screener.candidates import candidates
-from screener.emt_pool import build_pool
 from screener.enumerate.seed import plan_seed, seed
 from screener.errors import InputError
 from screener.jobs.submit import submit

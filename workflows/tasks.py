@@ -23,16 +23,9 @@ from typing import Any
 
 from fireworks import FiretaskBase, FWAction, explicit_serialize
 
-from workflows.adsorption import (
-    adsorption_energy,
-    bulk_scale,
-    gas_molecule,
-    place_on_relaxed_slab,
-    scale_point,
-    scale_slab,
-)
-from workflows.anomalies import adslab_anomalies, slab_anomalies
+from workflows.adsorption import gas_molecule
 from workflows.calculate import CalculationError, relax
+from workflows.chain import adslab_outcome, adslab_start, slab_flags, slab_start
 from workflows.handlers import first_attempt, next_attempt
 from workflows.structures import atoms_from_dict, atoms_to_dict
 
@@ -199,27 +192,21 @@ class RelaxSlabTask(_RelaxStep):
 
     def structure(self, fw_spec):
         bulk = fw_spec["bulk_result"]
-        scale = bulk_scale(bulk["initial"], bulk["atoms"])
-        slab = scale_slab(atoms_from_dict(self["structure"]), scale)
-        return slab, {"scale": scale, "initial": slab}
+        start = slab_start(self["structure"], bulk["initial"], bulk["atoms"])
+        return start.atoms, {"scale": start.scale, "initial": start.atoms}
 
     def outputs(self, fw_spec, result, context):
-        final = atoms_from_dict(result["atoms"])
-        checks = slab_anomalies(context["initial"], final, max_force=result["max_force"])
+        flags = slab_flags(context["initial"], result)
         summary = {
             "key": self["key"],
             "energy": result["energy"],
             "atoms": result["atoms"],
             "initial": atoms_to_dict(context["initial"]),
             "scale": context["scale"],
-            "flags": checks["flags"],
+            "flags": flags,
             "bulk_key": fw_spec["bulk_result"]["key"],
         }
-        record = {
-            "scale": context["scale"],
-            "flags": checks["flags"],
-            "bulk_key": fw_spec["bulk_result"]["key"],
-        }
+        record = {"scale": context["scale"], "flags": flags, "bulk_key": summary["bulk_key"]}
         return record, {"slab_result": summary}
 
 
@@ -235,36 +222,33 @@ class AdsorptionEnergyTask(_RelaxStep):
     kind = "adslab"
 
     def structure(self, fw_spec):
-        site = self["site"]
         slab = fw_spec["slab_result"]
-        initial = atoms_from_dict(slab["initial"])
-        relaxed = atoms_from_dict(slab["atoms"])
-        # the scaled slab keeps the bottom atom's height, so its bottom anchors the scaling
-        point = scale_point(site["adsorbate_position"], initial, slab["scale"])
-        adslab = place_on_relaxed_slab(
-            initial, relaxed, site["adsorbate"], list(point), site["binding_atoms"]
+        adslab = adslab_start(
+            self["site"],
+            atoms_from_dict(slab["initial"]),
+            atoms_from_dict(slab["atoms"]),
+            slab["scale"],
         )
         return adslab, {"placed": adslab}
 
     def outputs(self, fw_spec, result, context):
         site, slab = self["site"], fw_spec["slab_result"]
         gas = {k.removeprefix("gas_"): v for k, v in fw_spec.items() if k.startswith("gas_")}
-        energy, used = adsorption_energy(
-            result["energy"],
+        outcome = adslab_outcome(
+            site["adsorbate"],
+            context["placed"],
+            result,
             slab["energy"],
             {m: g["energy"] for m, g in gas.items()},
-            site["adsorbate"],
+            slab.get("flags", []),
         )
-        final = atoms_from_dict(result["atoms"])
-        checks = adslab_anomalies(context["placed"], final, max_force=result["max_force"])
-        flags = sorted(set(checks["flags"]) | set(slab.get("flags", [])))
         record = {
             "site_id": site["id"],
             "adsorbate": site["adsorbate"],
-            "adsorption_energy": energy,
-            "references": used,
-            "flags": flags,
-            "final_site": checks.get("final_site", {}),
+            "adsorption_energy": outcome.adsorption_energy,
+            "references": outcome.references,
+            "flags": outcome.flags,
+            "final_site": outcome.final_site,
             "slab_key": slab["key"],
             "gas_keys": {m: g["key"] for m, g in gas.items()},
         }

@@ -125,6 +125,39 @@ def _repair_workflow(launchpad: Any, fw_id: int) -> None:
     launchpad._refresh_wf(fw_id)
 
 
+def _stalled_children(launchpad: Any) -> list[int]:
+    """WAITING fireworks never launched, untouched for ``RESERVE_GRACE_S``, whose parents are
+    all COMPLETED (two queries: the fireworks' states and the unfinished workflows' links)."""
+    states = {
+        doc["fw_id"]: doc
+        for doc in launchpad.fireworks.find(
+            {"state": {"$ne": "ARCHIVED"}}, {"fw_id": 1, "state": 1, "launches": 1, "updated_on": 1}
+        )
+    }
+    waiting = {
+        fw_id
+        for fw_id, doc in states.items()
+        if doc["state"] == "WAITING"
+        and not doc.get("launches")
+        and _age_s(doc.get("updated_on")) >= RESERVE_GRACE_S
+    }
+    if not waiting:
+        return []
+    parents: dict[int, list[int]] = {}
+    for wf in launchpad.workflows.find(
+        {"state": {"$nin": ["COMPLETED", "ARCHIVED"]}}, {"links": 1}
+    ):
+        for parent, children in (wf.get("links") or {}).items():
+            for child in children:
+                parents.setdefault(int(child), []).append(int(parent))
+    return sorted(
+        fw_id
+        for fw_id in waiting
+        if parents.get(fw_id)
+        and all(states.get(p, {}).get("state") == "COMPLETED" for p in parents[fw_id])
+    )
+
+
 def release_stale_locks(launchpad: Any, wait_s: float = LOCK_CHECK_S) -> int:
     """Unlock workflows whose FireWorks lock outlived its holder; returns how many.
 
@@ -170,6 +203,9 @@ def rerun_lost(launchpad: Any, lostrun_hours: float) -> int:
       duplicate link cut short left behind, untouched for ``RESERVE_GRACE_S``: reserved with no
       launch -> READY; linked to a finished launch -> their workflow is repaired and refreshed
       from it;
+    * fireworks left WAITING, untouched for ``RESERVE_GRACE_S``, whose parents have all
+      COMPLETED: a completion cut short between the parent's write and its children's (FireWorks
+      writes each firework of a refresh separately); their workflow is repaired and refreshed;
     * workflow locks (FireWorks' ``WFLock``) whose holder died: released
       (:func:`release_stale_locks`), before anything here needs them.
     """
@@ -191,6 +227,9 @@ def rerun_lost(launchpad: Any, lostrun_hours: float) -> int:
     for fw in launchpad.fireworks.find({"state": "FIZZLED"}, {"fw_id": 1, "launches": 1}):
         if lost_fizzle(launchpad, fw):
             rerun.update(launchpad.rerun_fw(fw["fw_id"], rerun_duplicates=False))
+    for fw_id in _stalled_children(launchpad):
+        _repair_workflow(launchpad, fw_id)
+        rerun.add(fw_id)
     for fw in launchpad.fireworks.find(
         {"state": {"$in": ["WAITING", "READY", "RESERVED"]}},
         {"fw_id": 1, "state": 1, "launches": 1, "updated_on": 1},

@@ -333,9 +333,7 @@ class Surrogate:
         featurizer = Featurizer(self.adsorbate, self.feature_set).fit(fps, energies, pure)
         return featurizer, featurizer.transform(fps)
 
-    def _regress(
-        self, name, X, energies, seed: int, n_estimators: int | None = None, names=()
-    ):
+    def _regress(self, name, X, energies, seed: int, n_estimators: int | None = None, names=()):
         n_trees = n_estimators or self.n_estimators
         regressor = _make_regressor(name, n_trees, seed, self.min_samples_leaf, names)
         with warnings.catch_warnings():

@@ -110,3 +110,42 @@ def test_a_workflow_whose_record_a_kill_left_stale_is_repaired(settings):
         assert launchpad.fireworks.find_one({"fw_id": slab["fw_id"]})["state"] == "COMPLETED"
         states = launchpad.workflows.find_one({"nodes": slab["fw_id"]})["fw_states"]
         assert set(states.values()) == {"COMPLETED"}
+
+
+def test_a_child_left_waiting_by_a_completion_cut_short_is_released(settings):
+    """The bulk COMPLETED, its slab never told: FireWorks writes each firework of a refresh
+    separately, and a kill (of the worker or of the server) between the writes leaves the child
+    WAITING with no launch.  Nothing else would ever move it; the lost-run pass makes it READY
+    and the workflow then runs to the end."""
+    with open_store(settings) as store:
+        _seed(store, "Cu")
+        fw_ids = _workflow(store)
+        launchpad = store.launchpad()
+        bulk = launchpad.fireworks.find_one(
+            {"fw_id": {"$in": fw_ids}, "spec.screener_key": {"$regex": "^bulk:"}}
+        )
+        slab = launchpad.fireworks.find_one(
+            {"fw_id": {"$in": fw_ids}, "spec.screener_key": {"$regex": "^slab:"}}
+        )
+        assert run_workers(store, max_rockets=1)["rockets"] == 1
+        ran = launchpad.fireworks.find_one({"state": "COMPLETED"}, {"fw_id": 1})["fw_id"]
+        if ran != bulk["fw_id"]:  # the gas reference ran first: run until the bulk has
+            while launchpad.fireworks.find_one({"fw_id": bulk["fw_id"]})["state"] != "COMPLETED":
+                assert run_workers(store, max_rockets=1)["rockets"] == 1
+        assert launchpad.fireworks.find_one({"fw_id": slab["fw_id"]})["state"] == "READY"
+        old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=RESERVE_GRACE_S + 5)
+        launchpad.fireworks.update_one(
+            {"fw_id": slab["fw_id"]}, {"$set": {"state": "WAITING", "updated_on": old}}
+        )
+        launchpad.workflows.update_one(
+            {"nodes": slab["fw_id"]}, {"$set": {f"fw_states.{slab['fw_id']}": "WAITING"}}
+        )
+        recent = launchpad.fireworks.find_one({"fw_id": slab["fw_id"]})
+        assert recent["state"] == "WAITING" and not recent.get("launches")
+        assert rerun_lost(launchpad, 4.0) == 1
+        assert launchpad.fireworks.find_one({"fw_id": slab["fw_id"]})["state"] == "READY"
+        run_workers(store)
+        assert Job.objects.get().state == "done"
+        assert {fw["state"] for fw in launchpad.fireworks.find({"fw_id": {"$in": fw_ids}})} == {
+            "COMPLETED"
+        }

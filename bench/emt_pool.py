@@ -1,18 +1,21 @@
 """An EMT-labelled pool of adsorption energies built by the project itself, in-process.
 
-For benchmarks and tests of the surrogate: every site of a seeded space goes through the same
-chain as a FireWorks workflow (bulk relaxed, slab cut from it by isotropic strain and relaxed,
-adsorbate placed on the relaxed slab and relaxed, dE against CO(g) and 1/2 H2(g)), with the
-``emt`` profile and the same :mod:`workflows` functions, but without FireWorks and the store's
-ledger, surfaces in parallel processes.  The output is a labelled extxyz file of relaxed
-adsorbate+slab structures (adsorbate tagged 0, surface layers from 1) with ``info`` keys
-``E_ads`` (eV), ``adsorbate``, ``surface`` (surface key), ``site_id``, ``bulk_formula``,
-``miller``, ``site_type``, ``flags`` and ``initial_binding`` (the surface atoms the adsorbate was
-placed on, indices among the surface atoms: :func:`screener.surrogate.data.read_labelled` knows
-each row by the fingerprint of that site, as the loop knows its sites): the shape an external DFT
-data set would have, plus where each relaxation started.
+For benchmarks and tests of the surrogate's machinery (not of its accuracy: EMT is a toy
+potential, its numbers are not DFT).  Every site of a seeded space goes through the chain a
+FireWorks workflow runs, :func:`workflows.chain.run_surface` (bulk relaxed, slab cut from it by
+isotropic strain and relaxed, adsorbate placed on the relaxed slab and relaxed, dE against the
+adsorbate's gas references, anomaly flags with the slab's own), with the ``emt`` profile but
+without FireWorks and the store's ledger, surfaces in parallel processes.  The output is a
+labelled extxyz file of relaxed adsorbate+slab structures (adsorbate tagged 0, surface layers
+from 1) with ``info`` keys ``E_ads`` (eV), ``adsorbate``, ``surface`` (surface key),
+``site_id``, ``bulk_formula``, ``miller``, ``site_type``, ``flags`` and ``initial_binding`` (the
+surface atoms the adsorbate was placed on, indices among the surface atoms:
+:func:`screener.surrogate.data.read_labelled` knows each row by the fingerprint of that site, as
+the loop knows its sites): the shape an external DFT data set has, plus where each relaxation
+started.
 
-EMT is a toy potential: its numbers test the machinery, they are not DFT.
+Imported by bench/cycle.py and bench/surrogate.py (same folder) and by the tests (pytest puts
+bench/ on the path).
 """
 
 from __future__ import annotations
@@ -27,66 +30,42 @@ from typing import Any
 from ase import Atoms
 
 from screener.enumerate.fingerprint import binding_atoms
-from workflows.adsorption import (
-    adsorption_energy,
-    bulk_scale,
-    gas_molecule,
-    place_on_relaxed_slab,
-    scale_point,
-    scale_slab,
-)
-from workflows.anomalies import adslab_anomalies
-from workflows.calculate import CalculationError, relax
+from workflows.calculate import relax
+from workflows.chain import gas_names, relax_gases, run_surface
 from workflows.structures import atoms_from_dict, atoms_to_dict
 
 PROFILE = "emt"
 
 
-def gas_energies(workdir: Path) -> dict[str, float]:
-    return {
-        name: relax(gas_molecule(name), PROFILE, "gas", workdir=workdir / name)["energy"]
-        for name in ("CO", "H2")
-    }
+def gas_energies(adsorbates: list[str], workdir: Path) -> dict[str, float]:
+    """EMT energies of the gas references these adsorbates need."""
+    return relax_gases(gas_names(adsorbates), relax, PROFILE, workdir)
 
 
 def label_surface(task: dict[str, Any]) -> list[dict[str, Any]]:
-    """Relax one surface's slab and every site on it; returns labelled rows (JSON-safe)."""
+    """Run the chain for one surface and every site on it; returns labelled rows (JSON-safe)."""
     with tempfile.TemporaryDirectory(prefix="emt-pool-") as tmp:
-        work = Path(tmp)
-        bulk = relax(atoms_from_dict(task["bulk"]), PROFILE, "bulk", workdir=work / "bulk")
-        scale = bulk_scale(task["bulk"], bulk["atoms"])
-        initial = scale_slab(atoms_from_dict(task["slab"]), scale)
-        slab = relax(initial, PROFILE, "slab", workdir=work / "slab")
-        relaxed = atoms_from_dict(slab["atoms"])
-        rows = []
-        for site in task["sites"]:
-            point = scale_point(site["adsorbate_position"], atoms_from_dict(task["slab"]), scale)
-            placed = place_on_relaxed_slab(
-                initial, relaxed, site["adsorbate"], list(point), site["binding_atoms"]
-            )
-            try:
-                result = relax(placed, PROFILE, "adslab", workdir=work / "adslab")
-            except CalculationError as error:
-                rows.append({"site_id": site["id"], "failed": error.reason})
-                continue
-            energy, _ = adsorption_energy(
-                result["energy"], slab["energy"], task["gas"], site["adsorbate"]
-            )
-            final = atoms_from_dict(result["atoms"])
-            checks = adslab_anomalies(placed, final, max_force=result["max_force"])
-            initial_binding = binding_atoms(placed)  # slab atoms come first: same indices
-            rows.append(
-                {
-                    "site_id": site["id"],
-                    "atoms": result["atoms"],
-                    "E_ads": float(energy),
-                    "adsorbate": site["adsorbate"],
-                    "site_type": site["site_type"],
-                    "initial_binding": initial_binding,
-                    "flags": sorted(checks["flags"]),
-                }
-            )
-        return rows
+        results = run_surface(
+            task["bulk"], task["slab"], task["sites"], task["gas"], relax, PROFILE, Path(tmp)
+        )
+    rows = []
+    for r in results:
+        if r.failed is not None:
+            rows.append({"site_id": r.site["id"], "failed": r.failed})
+            continue
+        rows.append(
+            {
+                "site_id": r.site["id"],
+                "atoms": atoms_to_dict(r.relaxed),
+                "E_ads": r.outcome.adsorption_energy,
+                "adsorbate": r.site["adsorbate"],
+                "site_type": task["site_types"][r.site["id"]],
+                # slab atoms come first in the placed structure: same indices
+                "initial_binding": binding_atoms(r.placed),
+                "flags": list(r.outcome.flags),
+            }
+        )
+    return rows
 
 
 def surface_tasks(space: str, adsorbates: list[str], gas: dict[str, float]) -> list[dict]:
@@ -98,15 +77,15 @@ def surface_tasks(space: str, adsorbates: list[str], gas: dict[str, float]) -> l
     bulks = {b.id: b for b in Bulk.objects(id__in=bulk_ids)}
     tasks = []
     for surface in Surface.objects(bulk__in=bulk_ids).order_by("key"):
+        found = list(Site.objects(surface=surface.id, adsorbate__in=adsorbates))
         sites = [
             {
                 "id": str(s.id),
                 "adsorbate": s.adsorbate,
-                "site_type": s.site_type,
                 "adsorbate_position": list(s.adsorbate_position),
                 "binding_atoms": list(s.binding_atoms),
             }
-            for s in Site.objects(surface=surface.id, adsorbate__in=adsorbates)
+            for s in found
         ]
         if sites:
             tasks.append(
@@ -117,6 +96,7 @@ def surface_tasks(space: str, adsorbates: list[str], gas: dict[str, float]) -> l
                     "bulk": bulks[surface.bulk.id].structure,
                     "slab": surface.structure,
                     "sites": sites,
+                    "site_types": {str(s.id): s.site_type for s in found},
                     "gas": gas,
                 }
             )
@@ -138,7 +118,7 @@ def build_pool(
     from ase.io import write
 
     with tempfile.TemporaryDirectory(prefix="emt-gas-") as tmp:
-        gas = gas_energies(Path(tmp))
+        gas = gas_energies(adsorbates, Path(tmp))
     tasks = surface_tasks(space, adsorbates, gas)
     frames: list[Atoms] = []
     failed = 0
@@ -178,4 +158,4 @@ def build_pool(
     return {"surfaces": len(tasks), "labelled": len(frames), "failed": failed}
 
 
-__all__ = ["build_pool", "label_surface", "surface_tasks", "atoms_to_dict"]
+__all__ = ["build_pool", "label_surface", "surface_tasks"]
