@@ -22,21 +22,23 @@ Everything runs on one SecantusDB server started in a temporary data directory
    on random sites, two thirds done with a finished adslab calculation, one third submitted.
    Timed, ``--repeats`` calls each (best and median; every call reads the store, nothing is
    cached): :func:`screener.queries.status`, :func:`screener.candidates.candidates` (CO, limit
-   20), :func:`screener.learning.select` (n 20) and, on the same server, raw pymongo: ``find_one``
+   20), :func:`screener.learning.select` (n 20), :func:`screener.learning.space_sites` (CO: the
+   fingerprints scoring reads) and, on the same server, raw pymongo: ``find_one``
    of a site by ``_id`` (mean over 20 random sites), projected ``find`` streams of site ``_id``
    (every site of the collection with no filter; the space's, one ``{bulk: id}`` query per bulk;
    the space's, one ``{bulk: {$in: bulks}}`` query) and ``count_documents`` of the space's sites
-   (``bulk $in``).  A full scan is not repeated once its calls took ``--scan-budget`` s (60).
+   (``bulk $in``); the two ``bulk $in`` reads only up to ``--in-scans-up-to`` sites (100k).  A
+   full scan is not repeated once its calls took ``--scan-budget`` s (60).
 3. After each size: the server's resident memory (``VmRSS``, peak ``VmHWM`` of its pid) and the
    size of ``<data_dir>/db``.
 
 ``--json`` prints one JSON object with every number; the default is tables on stdout.  Progress
-goes to stderr.  The 1M build inserts about a million documents (11 minutes at ~1.4k
-documents/s on 2 cores), and on SecantusDB 0.7.0b3 the two ``bulk $in`` scans of 1M sites take
-25 and 53 minutes (the cost of ``$in`` grows with the length of its list).
+goes to stderr.  The 1M build inserts about a million documents (~17 minutes at ~1k
+documents/s on 2 cores); on SecantusDB 0.7.0b3 the two ``bulk $in`` scans of 1M sites would take
+25 and 53 minutes (the cost of ``$in`` grows with the length of its list), hence their limit.
 
     .venv/bin/python bench/store.py --sizes 10000            # about a minute
-    .venv/bin/python bench/store.py                          # 10k, 100k, 1M: about 100 minutes
+    .venv/bin/python bench/store.py                          # 10k, 100k, 1M: about 35 minutes
 """
 
 from __future__ import annotations

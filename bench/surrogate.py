@@ -106,11 +106,11 @@ def rare_window(energies: np.ndarray, fraction: float, window: float) -> tuple[f
 
 
 def window_holding(energies: np.ndarray, target: float, fraction: float) -> float:
-    """The half-width (eV, to 0.005) of the narrowest window around ``target`` that holds at
-    least ``fraction`` of the rows."""
+    """The half-width (eV) of the narrowest window around ``target`` that holds ``fraction`` of
+    the rows (the distance of the row that completes that share)."""
     distance = np.sort(np.abs(np.asarray(energies, dtype=float) - target))
     need = max(1, math.ceil(fraction * len(distance)))
-    return float(math.ceil(distance[need - 1] / 0.005) * 0.005)
+    return float(distance[need - 1])
 
 
 def static_ranking_calls(
