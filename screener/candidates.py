@@ -93,7 +93,7 @@ def candidates(
     if adsorbate not in doc.adsorbates:
         raise InputError(f"space '{space}' has no {adsorbate} sites")
     if limit is not None and limit < 0:
-        raise InputError("--limit must be >= 0")
+        raise InputError(f"limit must be >= 0 (got {limit})")
     profile = profile or default_profile(space)
     goal = load_settings().target_window(adsorbate)
     target = goal.target if target is None else target

@@ -787,8 +787,14 @@ def candidates(
     calculator: Annotated[
         str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
     ] = None,
-    target: Annotated[float | None, typer.Option(help="dE target (eV)")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many (0 = all)")] = 20,
+    target: Annotated[
+        float | None, typer.Option(help="dE target (eV); default: the adsorbate's (settings)")
+    ] = None,
+    window: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="half width of the target window (eV); default as target"),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, help="at most this many (0 = all)")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """Surfaces ranked by the distance of their lowest-site dE to the target."""
@@ -797,7 +803,9 @@ def candidates(
     from screener.store import open_store
 
     with open_store(load_settings(), readonly=True):
-        rows = rank(space, adsorbate.value, profile=calculator, target=target, limit=limit)
+        rows = rank(
+            space, adsorbate.value, profile=calculator, target=target, window=window, limit=limit
+        )
     if as_json:
         _print_json(rows)
         return
