@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from screener.errors import InputError
-from screener.queries import bulk_counters, by_bulk, by_ids, get_space, of_space
+from screener.queries import (
+    bulk_counters,
+    by_bulk,
+    by_ids,
+    get_space,
+    of_space,
+    oldest_fingerprint,
+)
 from screener.settings import load_settings
 from screener.store import ElementSpace, Site, Store
 from screener.store.documents import Calculation, Job, ModelVersion, PredictionChunk, _now
@@ -191,18 +198,12 @@ def train(
             outcomes.append(outcome)
             continue
         started = time.perf_counter()
-        # coordination features only when every site of the space has them to be scored with
-        # (sites seeded before fingerprint version 2 lack them until the space is re-seeded)
-        old_sites = next(
-            by_bulk(
-                Site._get_collection(),
-                list(doc.bulks),
-                {"adsorbate": adsorbate, "fingerprint.cn": None},
-                {"_id": 1},
-            ),
-            None,
-        )
-        feature_set = "tu+stats" if old_sites else DEFAULT_FEATURE_SET  # fit checks the rows
+        # the feature set every site of the space can be scored with (sites seeded by an older
+        # fingerprint version lack zones or coordination until the space is re-seeded)
+        oldest = oldest_fingerprint(list(doc.bulks), adsorbate)
+        feature_set = (
+            DEFAULT_FEATURE_SET if oldest >= 4 else "tu+stats+cn" if oldest >= 2 else "tu+stats"
+        )  # fit checks the rows too
         surrogate = Surrogate(adsorbate, feature_set=feature_set).fit(
             rows["fps"], np.array(rows["energies"]), rows["groups"], rows["pure"], seed=seed
         )

@@ -31,6 +31,18 @@ def bulk_counters(bulk_ids: list | None = None) -> tuple[int, dict[str, int]]:
     return surfaces, dict(sorted(sites.items()))
 
 
+def oldest_fingerprint(bulk_ids: list, adsorbate: str) -> int:
+    """The oldest fingerprint version of an adsorbate's sites over some bulks, from the bulks'
+    records (0 where a bulk does not say: seeded before the version was kept)."""
+    wanted, oldest = set(bulk_ids), None
+    for doc in Bulk._get_collection().find({}, {"fingerprint_versions": 1, "n_sites": 1}):
+        if doc["_id"] not in wanted or not (doc.get("n_sites") or {}).get(adsorbate):
+            continue
+        version = int((doc.get("fingerprint_versions") or {}).get(adsorbate, 0))
+        oldest = version if oldest is None else min(oldest, version)
+    return 0 if oldest is None else oldest
+
+
 def by_bulk(
     collection: Any,
     bulk_ids: list,

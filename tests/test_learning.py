@@ -217,7 +217,8 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
 def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
     """Sites stored by fingerprint version 1 (no coordination numbers) get them on re-seed, and
     results fingerprinted by an older version are recomputed from their relaxed structures; the
-    loop trains without coordination features while any site of the space lacks them."""
+    loop trains without coordination features while any bulk of the space records older sites
+    (seeding records the version per bulk and adsorbate)."""
     from screener.enumerate.fingerprint import FINGERPRINT_VERSION
     from screener.store import Bulk
 
@@ -228,7 +229,9 @@ def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
         for site_id, fp in before.items():  # what an older release stored
             old = {k: v for k, v in fp.items() if k != "cn"} | {"version": 1}
             collection.update_one({"_id": site_id}, {"$set": {"fingerprint": old}})
-        Bulk.objects().update(set__enumerated=["0ld:CO", "0ld:H"])
+        Bulk.objects().update(
+            set__enumerated=["0ld:CO", "0ld:H"], set__fingerprint_versions={"CO": 1, "H": 1}
+        )
         import_labelled(store, cu_pool, "Cu", profile="emt")
         results = Calculation._get_collection()
         fresh = {d["_id"]: d["fingerprint"] for d in results.find({}, {"fingerprint": 1})}
@@ -244,6 +247,7 @@ def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
         assert sum(report.added["sites"].values()) == 0 and report.added["surfaces"] == 0
         after = {d["_id"]: d["fingerprint"] for d in collection.find({}, {"fingerprint": 1})}
         assert after == before
+        assert {b.fingerprint_versions["CO"] for b in Bulk.objects} == {FINGERPRINT_VERSION}
         train(store, "Cu", profile="emt", adsorbates=["CO"], force=True)
         latest = ModelVersion.objects(adsorbate="CO").order_by("-version").first()
         assert latest.version == 2 and latest.feature_set == "zones"

@@ -222,8 +222,11 @@ def _store_enumeration(
             Surface.objects(id=surface.id).update_one(add_to_set__adsorbates=new_ads)
     for skipped in result["skipped"]:
         report.skipped_surfaces.append({"bulk": bulk.key, **skipped})
+    versions = {f"set__fingerprint_versions__{a}": FINGERPRINT_VERSION for a in adsorbates}
     Bulk.objects(id=bulk.id).update_one(
-        add_to_set__enumerated=[f"{digest}:{a}" for a in adsorbates], **_counters(bulk.id)
+        add_to_set__enumerated=[f"{digest}:{a}" for a in adsorbates],
+        **_counters(bulk.id),
+        **versions,
     )
 
 
@@ -252,12 +255,14 @@ def _upgrade_fingerprints(surface: Surface, rows: list[dict]) -> int:
     Returns how many sites were upgraded.
     """
     collection = Site._get_collection()
+    # the version is compared here, not in the filter: SecantusDB scans the whole collection
+    # for a filter on a field outside the index
     stale = {
         (doc["adsorbate"], doc["position_key"]): doc["_id"]
         for doc in collection.find(
-            {"surface": surface.id, "fingerprint.version": {"$lt": FINGERPRINT_VERSION}},
-            {"adsorbate": 1, "position_key": 1},
+            {"surface": surface.id}, {"adsorbate": 1, "position_key": 1, "fingerprint.version": 1}
         )
+        if (doc.get("fingerprint") or {}).get("version", 0) < FINGERPRINT_VERSION
     }
     upgraded = 0
     for row in rows:

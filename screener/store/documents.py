@@ -76,6 +76,9 @@ class Bulk(Document):
     # counters kept by seeding: stored surfaces, and sites per adsorbate
     n_surfaces = IntField(default=0)
     n_sites = DictField()
+    # per adsorbate, the fingerprint version every stored site of this bulk has (set by seeding
+    # when it stores or upgrades them; missing on bulks seeded before it was kept: version 0)
+    fingerprint_versions = DictField()
     created = DateTimeField(default=_now)
 
     meta = {
