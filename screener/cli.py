@@ -757,6 +757,23 @@ def run(
 
 
 @app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8050,
+) -> None:
+    """Serve the live dashboard and its JSON API (/api/status, /api/candidates) until stopped."""
+    from screener.dashboard import create_app
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    settings = load_settings()
+    with open_store(settings) as store:
+        app = create_app(store, settings)
+        err.print(f"dashboard on http://{host}:{port}/ (Ctrl-C stops it)")
+        app.run(host=host, port=port, debug=False)
+
+
+@app.command()
 def pause(space: Annotated[str, typer.Option(help="space name")]) -> None:
     """Pause a space's daemon before its next cycle (it keeps its lease and heartbeat)."""
     from screener.daemon import set_paused

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -92,6 +92,11 @@ class ScreenerSettings(BaseSettings):
     )
     lostrun_hours: float = Field(
         4.0, gt=0, description="a RUNNING firework silent this long is lost and rerun"
+    )
+
+    # --- the dashboard -------------------------------------------------------------------------
+    dashboard_token: SecretStr | None = Field(
+        None, description="bearer token of the dashboard's admin actions; unset: they answer 403"
     )
 
     # --- the screen's goal ---------------------------------------------------------------------
