@@ -32,8 +32,19 @@ class BadRequest(Exception):
     """A request parameter that cannot be used: answered 400, nothing read or written."""
 
 
+def _finite(value: Any) -> Any:
+    """The value with NaN and infinities as null (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _json(data: Any, status: int = 200) -> Response:
-    body = json.dumps(data, default=str, allow_nan=False)
+    body = json.dumps(_finite(data), default=str, allow_nan=False)
     return Response(body, status=status, mimetype="application/json")
 
 
