@@ -467,6 +467,13 @@ def _adsorbate_rows(data, adsorbate: AdsorbateName):
 
 DataOption = Annotated[Path, typer.Option("--data", help="labelled structures (extxyz, ASE db)")]
 EnergyKeyOption = Annotated[str, typer.Option("--energy-key", help="info key of dE (eV)")]
+TargetOption = Annotated[
+    float | None, typer.Option(help="target dE (eV); default: the adsorbate's (settings)")
+]
+WindowOption = Annotated[
+    float | None,
+    typer.Option(min=0.001, help="half width of the target window (eV); default as target"),
+]
 GroupOption = Annotated[
     str | None, typer.Option("--group-by", help="info key for grouped CV (default: slab identity)")
 ]
@@ -540,13 +547,8 @@ def import_(
 def backtest(
     data: DataOption,
     adsorbate: Annotated[AdsorbateName, typer.Option(help=KNOWN)],
-    target: Annotated[
-        float | None, typer.Option(help="target dE (eV); default: the adsorbate's (settings)")
-    ] = None,
-    window: Annotated[
-        float | None,
-        typer.Option(min=0.001, help="half width of the target window (eV); default as target"),
-    ] = None,
+    target: TargetOption = None,
+    window: WindowOption = None,
     budget: Annotated[int, typer.Option(help="labels to reveal in all")] = 200,
     batch: Annotated[int, typer.Option(help="labels per round")] = 10,
     init: Annotated[int, typer.Option(help="random labels before the first model")] = 10,
@@ -804,13 +806,8 @@ def candidates(
     calculator: Annotated[
         str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
     ] = None,
-    target: Annotated[
-        float | None, typer.Option(help="dE target (eV); default: the adsorbate's (settings)")
-    ] = None,
-    window: Annotated[
-        float | None,
-        typer.Option(min=0.001, help="half width of the target window (eV); default as target"),
-    ] = None,
+    target: TargetOption = None,
+    window: WindowOption = None,
     limit: Annotated[int, typer.Option(min=0, help="at most this many (0 = all)")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:

@@ -17,15 +17,23 @@ from screener.store.documents import Cycle, Job, Lease, ModelVersion
 QUEUED_STATES = ("submitting", "submitted")
 
 
+def _bulk_docs(bulk_ids: list | None, fields: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """Projected bulk documents of some bulks (all when None).
+
+    Every bulk is read and the wanted ones kept here: bulks number in the thousands at most,
+    and an `_id $in` of a space's bulk ids is quadratic on SecantusDB (1,000 ids: 1.8 s, all
+    bulks: 0.03 s).
+    """
+    wanted = None if bulk_ids is None else set(bulk_ids)
+    for doc in Bulk._get_collection().find({}, fields):
+        if wanted is None or doc["_id"] in wanted:
+            yield doc
+
+
 def bulk_counters(bulk_ids: list | None = None) -> tuple[int, dict[str, int]]:
     """Surfaces and sites per adsorbate over some bulks (all when None), from their counters."""
-    # every bulk, kept here: bulks number in the thousands at most, and an `_id $in` of a
-    # space's bulk ids is quadratic on SecantusDB (1,000 ids: 1.8 s, all bulks: 0.03 s)
-    wanted = None if bulk_ids is None else set(bulk_ids)
     surfaces, sites = 0, Counter()
-    for doc in Bulk._get_collection().find({}, {"n_surfaces": 1, "n_sites": 1}):
-        if wanted is not None and doc["_id"] not in wanted:
-            continue
+    for doc in _bulk_docs(bulk_ids, {"n_surfaces": 1, "n_sites": 1}):
         surfaces += int(doc.get("n_surfaces") or 0)
         sites.update({a: int(n) for a, n in (doc.get("n_sites") or {}).items()})
     return surfaces, dict(sorted(sites.items()))
@@ -34,9 +42,9 @@ def bulk_counters(bulk_ids: list | None = None) -> tuple[int, dict[str, int]]:
 def oldest_fingerprint(bulk_ids: list, adsorbate: str) -> int:
     """The oldest fingerprint version of an adsorbate's sites over some bulks, from the bulks'
     records (0 where a bulk does not say: seeded before the version was kept)."""
-    wanted, oldest = set(bulk_ids), None
-    for doc in Bulk._get_collection().find({}, {"fingerprint_versions": 1, "n_sites": 1}):
-        if doc["_id"] not in wanted or not (doc.get("n_sites") or {}).get(adsorbate):
+    oldest = None
+    for doc in _bulk_docs(list(bulk_ids), {"fingerprint_versions": 1, "n_sites": 1}):
+        if not (doc.get("n_sites") or {}).get(adsorbate):
             continue
         version = int((doc.get("fingerprint_versions") or {}).get(adsorbate, 0))
         oldest = version if oldest is None else min(oldest, version)
@@ -84,8 +92,8 @@ def of_space(
 ) -> list[dict[str, Any]]:
     """Documents matching ``query`` on a space's bulks or recorded with its name (imports).
 
-    For the small collections (calculations: one per job), read with one indexed query and
-    kept here: on SecantusDB every query costs ~20 ms however few documents it returns, so
+    For the small collections (calculations: one per job), read with one query and kept
+    here: on SecantusDB every query costs ~20 ms however few documents it returns, so
     bulk chunks would cost more than they save.
     """
     bulks = set(bulk_ids)
