@@ -444,6 +444,43 @@ def results(
     out.print(table)
 
 
+class ExportFormat(str, Enum):
+    """The formats `screener export` writes."""
+
+    extxyz = "extxyz"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def export(
+    space: Annotated[str, typer.Option(help="space name, e.g. Cu-Pd")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="extxyz, csv or json")],
+    adsorbate: Annotated[AdsorbateName | None, typer.Option(help=KNOWN)] = None,
+    calculator: Annotated[
+        str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")
+    ] = None,
+) -> None:
+    """Write a space's finished results: structures, dE, flags, predictions and provenance."""
+    from screener.export import export as export_results
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    with open_store(load_settings(), readonly=True):
+        summary = export_results(
+            space, fmt.value, adsorbate=_name(adsorbate), profile=calculator, output=output
+        )
+    if summary.output is not None:
+        per = ", ".join(f"{n} {a}" for a, n in summary.adsorbates.items())
+        sys.stderr.write(
+            f"{space}: wrote {summary.records} {summary.profile} results ({per}; "
+            f"{summary.flagged} flagged) to {summary.output}\n"
+        )
+
+
 model_app = typer.Typer(help="The surrogate on a labelled file: evaluate it by grouped CV.")
 app.add_typer(model_app, name="model")
 

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# GPAW's build and MPI, then the browser the dashboard tests drive (headless, through selenium)
 APT_PACKAGES=(libxc-dev libopenblas-dev libfftw3-dev libopenmpi-dev openmpi-bin
-              libscalapack-openmpi-dev)
+              libscalapack-openmpi-dev chromium chromium-driver)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

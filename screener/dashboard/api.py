@@ -14,22 +14,17 @@ letters, digits and ``-_.``, finite numbers in range); a bad one answers 400 wit
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
-import re
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
+from screener.dashboard import inputs
+from screener.dashboard.inputs import BadRequest
 from screener.errors import InputError, ScreenerError
 
-SPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MAX_LIMIT = 10_000
-
-
-class BadRequest(Exception):
-    """A request parameter that cannot be used: answered 400, nothing read or written."""
+MAX_LIMIT = inputs.MAX_LIMIT
 
 
 def _finite(value: Any) -> Any:
@@ -52,59 +47,13 @@ def _error(message: str, status: int) -> Response:
     return _json({"error": message}, status)
 
 
-def _space(value: str | None) -> str:
-    if not value or not SPACE_NAME.match(value):
-        raise BadRequest("space: expected a space name (letters, digits, '-', '_', '.')")
-    return value
-
-
-def _adsorbate(value: str | None) -> str:
-    from workflows.adsorbates import ADSORBATES
-
-    if value not in ADSORBATES:
-        raise BadRequest(f"adsorbate: expected one of {', '.join(ADSORBATES)}")
-    return value
-
-
-def _number(name: str, value: str | None, low: float, high: float) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        raise BadRequest(f"{name}: expected a number") from None
-    if not math.isfinite(number) or not low <= number <= high:
-        raise BadRequest(f"{name}: expected a number from {low:g} to {high:g}")
-    return number
-
-
-def _profile(value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    if not SPACE_NAME.match(value):
-        raise BadRequest("calculator: expected a profile name (letters, digits, '-', '_', '.')")
-    return value
-
-
-def _limit(value: str | None) -> int:
-    if value is None or value == "":
-        return 20
-    if not value.isdigit() or int(value) > MAX_LIMIT:
-        raise BadRequest(f"limit: expected an integer from 0 to {MAX_LIMIT}")
-    return int(value)
-
-
 def _authorised() -> Response | None:
     """None when the request carries the configured token; else the answer to give."""
-    token = current_app.config["SCREENER_SETTINGS"].dashboard_token
-    if token is None:
-        return _error("admin actions are off: no dashboard token is configured", 403)
-    given = request.headers.get("Authorization", "")
-    scheme, _, value = given.partition(" ")
-    secret = token.get_secret_value().encode()
-    if scheme != "Bearer" or not hmac.compare_digest(value.strip().encode(), secret):
-        return _error("missing or wrong token", 401)
-    return None
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    refused = inputs.check_token(
+        current_app.config["SCREENER_SETTINGS"], value if scheme == "Bearer" else None
+    )
+    return None if refused is None else _error(refused[1], refused[0])
 
 
 def blueprint() -> Blueprint:
@@ -135,12 +84,12 @@ def blueprint() -> Blueprint:
 
         args = request.args
         rows = rank(
-            _space(args.get("space")),
-            _adsorbate(args.get("adsorbate")),
-            profile=_profile(args.get("calculator")),
-            target=_number("target", args.get("target"), -20.0, 20.0),
-            window=_number("window", args.get("window"), 0.001, 5.0),
-            limit=_limit(args.get("limit")),
+            inputs.space_name(args.get("space")),
+            inputs.adsorbate_name(args.get("adsorbate")),
+            profile=inputs.profile_name(args.get("calculator")),
+            target=inputs.number("target", args.get("target"), -20.0, 20.0),
+            window=inputs.number("window", args.get("window"), 0.001, 5.0),
+            limit=inputs.limit(args.get("limit")),
         )
         return _json(rows)
 
@@ -150,7 +99,7 @@ def blueprint() -> Blueprint:
         refused = _authorised()
         if refused is not None:
             return refused
-        name = _space(space)
+        name = inputs.space_name(space)
         set_paused(current_app.config["SCREENER_STORE"], name, paused)
         return _json({"space": name, "paused": paused})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,34 +39,44 @@ def _call(base: str, path: str, method: str = "GET", token: str | None = None):
         return error.code, json.loads(error.read())
 
 
-@pytest.fixture
-def dashboard(settings):
-    """A seeded Cu space and a dashboard on it (token configured), its base URL and env."""
-    env = env_of(settings)
-    run(env, "seed", "--elements", "Cu", "--adsorbates", "CO,H", "--max-miller", "1")
+@contextlib.contextmanager
+def serving(env: dict[str, str], token: str | None = TOKEN) -> Iterator[str]:
+    """A real `screener dashboard` process on a free port; yields its base URL."""
     port = _free_port()
+    extra = {"SCREENER_DASHBOARD_TOKEN": token} if token else {}
     proc = subprocess.Popen(
         [SCREENER, "dashboard", "--port", str(port)],
-        env={**env, "SCREENER_DASHBOARD_TOKEN": TOKEN},
+        env={**env, **extra},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(base + "/api/status", timeout=2).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                stderr = proc.communicate()[1][-2000:]
-                raise AssertionError(f"dashboard did not start: {stderr}") from None
-            time.sleep(0.3)
-    yield base, env
-    proc.terminate()
-    proc.communicate(timeout=30)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(base + "/api/status", timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    stderr = proc.communicate()[1][-2000:]
+                    raise AssertionError(f"dashboard did not start: {stderr}") from None
+                time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+@pytest.fixture
+def dashboard(settings):
+    """A seeded Cu space and a dashboard on it (token configured), its base URL and env."""
+    env = env_of(settings)
+    run(env, "seed", "--elements", "Cu", "--adsorbates", "CO,H", "--max-miller", "1")
+    with serving(env) as base:
+        yield base, env
 
 
 def test_status_and_candidates_are_what_the_cli_prints(dashboard):
