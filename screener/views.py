@@ -25,10 +25,10 @@ from bson import ObjectId
 
 from screener.candidates import surface_energies
 from screener.errors import InputError
-from screener.learning import default_profile, latest_model, stored_predictions
+from screener.learning import default_profile, latest_model
 from screener.queries import by_bulk, get_space
 from screener.settings import load_settings
-from screener.store import Site, Surface
+from screener.store import Site, Store, Surface
 from screener.store.documents import Calculation, Cycle, Job
 
 T = TypeVar("T")
@@ -485,6 +485,45 @@ def calibration(points: Sequence[Prospective]) -> list[CalibrationPoint]:
     return out
 
 
+@dataclass(frozen=True)
+class HitPoint:
+    """Prospective results inside the target window by the end of a cycle (cumulative)."""
+
+    cycle: int
+    calculations: int  # prospective results done by then (the x of :func:`learning_curve`)
+    hits: int
+
+
+def hits_curve(points: Sequence[Prospective], target: float, window: float) -> list[HitPoint]:
+    """Per cycle, the prospective results found so far whose calculated dE lies in
+    ``target +- window``.
+
+    Parameters
+    ----------
+    points : sequence of Prospective
+        Results of one adsorbate (:func:`prospective`).
+    target, window : float
+        The adsorbate's target dE and half-width of its window (eV).
+
+    Returns
+    -------
+    list of HitPoint
+        One per cycle with results, oldest first; ``calculations`` counts as
+        :func:`learning_curve` does.
+    """
+    by_cycle: Counter = Counter()
+    hits_by_cycle: Counter = Counter()
+    for p in points:
+        by_cycle[p.cycle] += 1
+        hits_by_cycle[p.cycle] += abs(p.calculated - target) <= window
+    out, done, found = [], 0, 0
+    for cycle in sorted(by_cycle):
+        done += by_cycle[cycle]
+        found += hits_by_cycle[cycle]
+        out.append(HitPoint(cycle=cycle, calculations=done, hits=found))
+    return out
+
+
 # -- a surface and its sites --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Attempt:
@@ -519,21 +558,28 @@ class SurfaceView:
     sites: list[SiteView]
 
 
-def _site_predictions(space: str, adsorbate: str, profile: str) -> dict[str, tuple[float, float]]:
+def _surrogate(store: Store, space: str, adsorbate: str, profile: str):
+    """The latest model of a space and adsorbate, loaded once per version; None without one."""
+    from screener.learning import load_model
+
     model = latest_model(space, adsorbate, profile)
     if model is None:
+        return None
+    key = ("surrogate", space, adsorbate, profile, model.version, model.sha256)
+    return _cached(key, lambda: load_model(store, model), ttl=None)
+
+
+def _site_predictions(
+    store: Store, space: str, adsorbate: str, profile: str, sites: Sequence[dict]
+) -> dict[str, tuple[float, float]]:
+    """Site id -> (mean, std) of the latest model for a few sites, predicted from their
+    fingerprints: the numbers its scoring stored, without reading every site's."""
+    sites = [s for s in sites if s["adsorbate"] == adsorbate]
+    surrogate = _surrogate(store, space, adsorbate, profile) if sites else None
+    if surrogate is None:
         return {}
-
-    def build() -> dict[str, tuple[float, float]]:
-        found = stored_predictions(space, adsorbate, profile, level="site")
-        if found is None:
-            return {}
-        return {
-            s: (float(m), float(d))
-            for s, m, d in zip(found.sites, found.mean, found.std, strict=True)
-        }
-
-    return _cached(("site-predictions", space, adsorbate, profile, model.version), build, ttl=None)
+    mean, std = surrogate.predict([s.get("fingerprint") or {} for s in sites])
+    return {str(s["_id"]): (float(m), float(d)) for s, m, d in zip(sites, mean, std, strict=True)}
 
 
 def _attempts(history: Sequence[dict] | None) -> tuple[Attempt, ...]:
@@ -543,7 +589,9 @@ def _attempts(history: Sequence[dict] | None) -> tuple[Attempt, ...]:
     )
 
 
-def surface_view(space: str, surface_key: str, *, profile: str | None = None) -> SurfaceView:
+def surface_view(
+    store: Store, space: str, surface_key: str, *, profile: str | None = None
+) -> SurfaceView:
     """A surface of a space: its sites with predicted and calculated dE, flags and retries."""
     doc = get_space(space)
     surface = Surface._get_collection().find_one({"key": surface_key}, {"structure": 0})
@@ -560,12 +608,14 @@ def surface_view(space: str, surface_key: str, *, profile: str | None = None) ->
             str(surface.get("termination") or ""),
         )
     profile = profile or default_profile(space)
-    predictions = {a: _site_predictions(space, a, profile) for a in doc.adsorbates}
-    views = []
-    sites = Site._get_collection().find(
-        {"surface": surface["_id"]},
-        {"adsorbate": 1, "site_type": 1, "binding_elements": 1, "position_key": 1},
+    projection = {"adsorbate": 1, "site_type": 1, "binding_elements": 1, "position_key": 1}
+    sites = list(
+        Site._get_collection().find({"surface": surface["_id"]}, {**projection, "fingerprint": 1})
     )
+    predictions: dict[str, tuple[float, float]] = {}
+    for adsorbate in doc.adsorbates:
+        predictions.update(_site_predictions(store, space, adsorbate, profile, sites))
+    views = []
     for site in sorted(sites, key=lambda s: (s["adsorbate"], s["site_type"], s["position_key"])):
         sid = str(site["_id"])
         # by site alone (indexed); a filter on profile too would scan every job on SecantusDB
@@ -579,7 +629,7 @@ def surface_view(space: str, surface_key: str, *, profile: str | None = None) ->
                 {"key": f"adslab:{job['key']}"},
                 {"adsorption_energy": 1, "flags": 1, "history": 1, "state": 1, "key": 1},
             )
-        mean, std = predictions.get(site["adsorbate"], {}).get(sid, (None, None))
+        mean, std = predictions.get(sid, (None, None))
         done = calc is not None and calc.get("state") == "done"
         views.append(
             SiteView(

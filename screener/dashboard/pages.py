@@ -327,7 +327,7 @@ def model_layout(query: dict[str, str]) -> html.Div:
 
 
 # -- surface ------------------------------------------------------------------------------------
-def surface_layout(query: dict[str, str]) -> html.Div:
+def surface_layout(store: Store, query: dict[str, str]) -> html.Div:
     from screener.views import surface_view
 
     try:
@@ -336,7 +336,7 @@ def surface_layout(query: dict[str, str]) -> html.Div:
         if space is None:
             space = _space_of_surface(key)
         space = inputs.space_name(space)
-        view = surface_view(space, key)
+        view = surface_view(store, space, key)
     except (BadRequest, ScreenerError) as error:
         return html.Div([html.H2("Surface"), _error(str(error))])
     info = view.info
@@ -480,7 +480,7 @@ def register(app: Dash, store: Store, settings: ScreenerSettings, refresh_s: flo
         if path == "/model":
             return model_layout(query)
         if path == "/surface":
-            return surface_layout(query)
+            return surface_layout(store, query)
         if path == "/jobs":
             return jobs_layout(query)
         return html.Div([html.H2("Not found"), html.P("no such page")])
