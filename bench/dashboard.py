@@ -147,8 +147,9 @@ def pages(store: Any, db: Any) -> dict[str, Callable[[], Any]]:
         return len(pio.to_json(figures.map_figure(emap)))
 
     def model() -> int:
-        points = views.prospective(SPACE, "CO")
-        curve = views.learning_curve(points)
+        found = views.results(SPACE, "CO")
+        points = views.prospective(SPACE, "CO", found=found)
+        curve = views.learning_curve(points, found)
         size = 0
         for fig in (
             figures.parity_figure(points, "CO"),

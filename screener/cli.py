@@ -236,22 +236,35 @@ def demo(
         data = report_data(plan.space, "emt")
         path = write_report(data, report or settings.data_dir / "report.html")
 
-    for adsorbate in ("CO", "H"):
-        _candidate_table(data["candidates"].get(adsorbate, [])[:8])
-    curve = Table(title="learning curve (surrogate grouped-CV on the results so far)")
-    for column in ("cycle", "results", "CO MAE/eV", "CO cov90", "H MAE/eV", "H cov90", "hits"):
+    for entry in data.adsorbates:
+        _candidate_table(
+            [
+                {**row.as_dict(), "target": entry.target, "profile": data.profile}
+                for row in entry.candidates[:8]
+            ]
+        )
+    curve = Table(title="learning curve: predictions stored when each site was chosen, vs EMT")
+    columns = ["cycle"]
+    for entry in data.adsorbates:
+        columns += [f"{entry.adsorbate} {c}" for c in ("results", "MAE/eV", "cov90", "hits")]
+    for column in columns:
         curve.add_column(column)
-    for row in data["curve"]:
-        cells = []
-        for adsorbate in ("CO", "H"):
-            mae, cov = row["mae"].get(adsorbate), row["coverage90"].get(adsorbate)
-            cells += ["" if mae is None else f"{mae:.3f}", "" if cov is None else f"{cov:.2f}"]
-        hits = ", ".join(f"{a} {n}" for a, n in row["hits"].items())
-        curve.add_row(str(row["cycle"]), str(row["calculations"]), *cells, hits)
+    rows: dict[int, list[str]] = {}
+    for index, entry in enumerate(data.adsorbates):
+        hits = {h.cycle: h.hits for h in entry.hits}
+        for point in entry.curve:
+            cells = rows.setdefault(point.cycle, [""] * (4 * len(data.adsorbates)))
+            cov = "" if point.coverage90 is None else f"{point.coverage90:.2f}"
+            cells[4 * index : 4 * index + 4] = [
+                str(point.calculations),
+                f"{point.mae:.3f}",
+                cov,
+                str(hits.get(point.cycle, "")),
+            ]
+    for cycle in sorted(rows):
+        curve.add_row(str(cycle), *rows[cycle])
     out.print(curve)
-    prospective = ", ".join(
-        f"{a} {m:.3f} eV" for a, m in parity_mae(data["parity"]).items() if m is not None
-    )
+    prospective = ", ".join(f"{a} {m:.3f} eV" for a, m in parity_mae(data).items() if m is not None)
     if prospective:
         out.print(f"MAE of the predictions made before each calculation: {prospective}")
     out.print(f"report: {path}  ({time.perf_counter() - started:.0f} s in all)")
@@ -261,6 +274,30 @@ def demo(
             f"The database server of {settings.data_dir} keeps running for the next command "
             "(`screener db stop` ends it)."
         )
+    command, note = _dashboard_command(settings)
+    out.print(f"Watch the campaign live{note}, then open http://127.0.0.1:8050/ :", markup=False)
+    out.print(f"  {command}", markup=False, soft_wrap=True)
+
+
+def _dashboard_command(settings) -> tuple[str, str]:
+    """The `screener dashboard` command line on the store a command just used, and a note.
+
+    A MongoDB URI with credentials is not printed: the environment that ran the demo has it.
+    """
+    import shlex
+
+    from screener.settings import ScreenerSettings
+
+    env, note = [], ""
+    if settings.mongo_uri and "@" in settings.mongo_uri:
+        note = " (with this run's SCREENER_MONGO_URI)"
+    elif settings.mongo_uri:
+        env.append(f"SCREENER_MONGO_URI={shlex.quote(settings.mongo_uri)}")
+    else:
+        env.append(f"SCREENER_DATA_DIR={shlex.quote(str(settings.data_dir.resolve()))}")
+    if settings.db_name != ScreenerSettings.model_fields["db_name"].default:
+        env.append(f"SCREENER_DB_NAME={shlex.quote(settings.db_name)}")
+    return " ".join([*env, "screener dashboard"]), note
 
 
 @app.command()
@@ -799,6 +836,9 @@ def run(
 def dashboard(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8050,
+    refresh: Annotated[
+        float, typer.Option(min=1.0, max=3600.0, help="seconds between overview refreshes")
+    ] = 10.0,
 ) -> None:
     """Serve the live dashboard and its JSON API (/api/status, /api/candidates) until stopped."""
     from screener.dashboard import create_app
@@ -807,7 +847,7 @@ def dashboard(
 
     settings = load_settings()
     with open_store(settings) as store:
-        app = create_app(store, settings)
+        app = create_app(store, settings, refresh_s=refresh)
         err.print(f"dashboard on http://{host}:{port}/ (Ctrl-C stops it)")
         app.run(host=host, port=port, debug=False)
 

@@ -1,24 +1,24 @@
 """``screener demo``: the whole loop on a laptop, with EMT as a toy oracle, and its HTML report.
 
 Seeds a small EMT-covered space, runs the daemon for a few cycles with the ``emt`` profile and
-FireWorks rockets in the daemon's process, then prints candidate tables and the
-learning curve and writes ``<data_dir>/report.html`` (:mod:`screener.report`).
+FireWorks rockets in the daemon's process, then prints candidate tables and the prospective
+learning curve and writes ``<data_dir>/report.html`` (:mod:`screener.report`, drawn from the
+:class:`~screener.report.ReportData` that :func:`report_data` reads through
+:mod:`screener.views`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
-from typing import Any
 
-import numpy as np
-
-from screener.candidates import candidates, surface_docs, surface_energies
+from screener import views
 from screener.queries import get_space
-from screener.settings import load_settings
-from screener.store.documents import Calculation, Cycle, Job
+from screener.report import AdsorbateReport, ReportData
 
 DEMO_ELEMENTS = "Ag,Au,Cu,Pd,Pt"
+TOP_CANDIDATES = 10  # rows per adsorbate in the report's candidate tables
+CYCLES_SHOWN = 200  # the report's cycle table holds at most this many (the newest)
+MAP_X, MAP_Y = "CO", "H"  # the adsorbates of the descriptor map
 
 NOTICE = (
     "EMT is a toy potential (effective-medium theory, ASE's built-in for Al, Cu, Ag, Au, Ni, Pd, "
@@ -29,6 +29,7 @@ NOTICE = (
 
 
 def how_to_gpaw(space: str, elements: str) -> str:
+    """The commands that run the demo's loop with DFT instead of EMT."""
     return (
         f"screener seed --elements {elements}\n"
         f"screener run --space {space} --calculator gpaw      # the daemon (SIGTERM stops it)\n"
@@ -37,121 +38,61 @@ def how_to_gpaw(space: str, elements: str) -> str:
     )
 
 
-def _targets() -> dict[str, dict[str, float]]:
-    settings = load_settings()
-    goals = {a: settings.target_window(a) for a in ("CO", "H")}
-    return {a: {"target": g.target, "window": g.window} for a, g in goals.items()}
+def _adsorbate_report(space: str, adsorbate: str, profile: str) -> AdsorbateReport:
+    # the target and window come from the settings (candidate_rows resolves them)
+    rows, target, window, _ = views.candidate_rows(space, adsorbate, profile=profile)
+    found = views.results(space, adsorbate, profile=profile)
+    points = views.prospective(space, adsorbate, profile=profile, found=found)
+    return AdsorbateReport(
+        adsorbate=adsorbate,
+        target=target,
+        window=window,
+        candidates=list(rows[:TOP_CANDIDATES]),
+        surfaces=len(rows),
+        calculated_surfaces=sum(r.source == "calculated" for r in rows),
+        prospective=points,
+        curve=views.learning_curve(points, found),
+        calibration=views.calibration(points),
+        hits=views.hits_curve(found, target, window),
+    )
 
 
-def report_data(space: str, profile: str) -> dict[str, Any]:
-    """Everything :func:`screener.report.write_report` draws, from the store (must be open)."""
+def report_data(space: str, profile: str) -> ReportData:
+    """Everything :func:`screener.report.write_report` draws, from the store (must be open).
+
+    Parameters
+    ----------
+    space : str
+        The element space.
+    profile : str
+        The calculator profile whose results are shown.
+
+    Returns
+    -------
+    ReportData
+        Candidates, prospective predictions, learning curve, hits and calibration per adsorbate
+        of the space, the CO/H map (None without both) and the cycles, oldest first.
+    """
     doc = get_space(space)
-    targets = _targets()
-    per_ads = {a: surface_energies(space, a, profile) for a in doc.adsorbates}
-    ids = sorted({sid for rows in per_ads.values() for sid in rows})
-    docs = surface_docs(ids)
-    surfaces = []
-    for sid in ids:
-        surface = docs.get(sid, {})
-        row = {
-            "surface": surface.get("key"),
-            "bulk_formula": surface.get("bulk_formula"),
-            "miller": surface.get("miller"),
-        }
-        for adsorbate in ("CO", "H"):
-            entry = per_ads.get(adsorbate, {}).get(sid)
-            row[adsorbate] = (
-                None if entry is None else {k: entry[k] for k in ("energy", "std", "source")}
-            )
-        surfaces.append(row)
-
-    # predictions made when the loop chose a site, against what the calculation gave
-    energies = {
-        c["key"]: c
-        for c in Calculation._get_collection().find(
-            {"kind": "adslab", "state": "done", "profile": profile},
-            {"key": 1, "adsorption_energy": 1, "flags": 1},
-        )
-    }
-    parity: dict[str, dict[str, list]] = {
-        a: {"calculated": [], "predicted": [], "std": []} for a in doc.adsorbates
-    }
-    hits_by_cycle: dict[str, Counter] = {a: Counter() for a in doc.adsorbates}
-    done_by_cycle: Counter = Counter()
-    for job in Job._get_collection().find({"space": space, "profile": profile, "state": "done"}):
-        calc = energies.get(f"adslab:{job['key']}")
-        if calc is None or calc.get("flags"):
-            continue
-        energy = calc["adsorption_energy"]
-        adsorbate = job["adsorbate"]
-        done_by_cycle[job.get("cycle") or 0] += 1
-        target = targets[adsorbate]
-        if abs(energy - target["target"]) <= target["window"]:
-            hits_by_cycle[adsorbate][job.get("cycle") or 0] += 1
-        predicted = job.get("predicted") or {}
-        if predicted.get("mean") is not None:
-            parity[adsorbate]["calculated"].append(energy)
-            parity[adsorbate]["predicted"].append(predicted["mean"])
-            parity[adsorbate]["std"].append(predicted.get("std"))
-
-    curve, cycles = [], []
-    done_so_far = 0
-    hits_so_far: Counter = Counter()
-    for cycle in Cycle.objects(space=space, profile=profile).order_by("number"):
-        done_so_far += done_by_cycle.get(cycle.number, 0)
-        for adsorbate in doc.adsorbates:
-            hits_so_far[adsorbate] += hits_by_cycle[adsorbate].get(cycle.number, 0)
-        models = cycle.models or {}
-        curve.append(
-            {
-                "cycle": cycle.number,
-                "calculations": done_so_far,
-                "mae": {a: (models.get(a) or {}).get("cv", {}).get("mae") for a in doc.adsorbates},
-                "coverage90": {
-                    a: (models.get(a) or {}).get("cv", {}).get("coverage90") for a in doc.adsorbates
-                },
-                "hits": dict(hits_so_far),
-            }
-        )
-        counts = cycle.counts or {}
-        worked = counts.get("worker_ingested") or {}
-        cycles.append(
-            {
-                "cycle": cycle.number,
-                "submitted": counts.get("submitted", 0),
-                "finished": worked.get("adslab_done", 0),
-                "failed": worked.get("adslab_failed", 0),
-                "seconds": cycle.seconds,
-                "model_versions": {a: (m or {}).get("version") for a, m in models.items()},
-            }
-        )
-    return {
-        "title": f"screener: {space} ({profile})",
-        "space": space,
-        "profile": profile,
-        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "notice": NOTICE if profile == "emt" else "",
-        "how_to_gpaw": how_to_gpaw(space, ",".join(doc.elements)),
-        "targets": targets,
-        "surfaces": surfaces,
-        "candidates": {a: candidates(space, a, profile=profile, limit=10) for a in doc.adsorbates},
-        "parity": parity,
-        "curve": curve,
-        "cycles": cycles,
-    }
+    has_map = MAP_X in doc.adsorbates and MAP_Y in doc.adsorbates
+    return ReportData(
+        title=f"screener: {space} ({profile})",
+        space=space,
+        profile=profile,
+        generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        notice=NOTICE if profile == "emt" else "",
+        how_to_gpaw=how_to_gpaw(space, ",".join(doc.elements)),
+        adsorbates=[_adsorbate_report(space, a, profile) for a in doc.adsorbates],
+        energy_map=views.energy_map(space, MAP_X, MAP_Y, profile=profile) if has_map else None,
+        cycles=list(reversed(views.recent_cycles(space, CYCLES_SHOWN))),
+    )
 
 
-def parity_mae(parity: dict[str, dict[str, list]]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for adsorbate, pairs in parity.items():
-        if pairs["calculated"]:
-            diff = np.array(pairs["calculated"]) - np.array(pairs["predicted"])
-            out[adsorbate] = float(np.abs(diff).mean())
-        else:
-            out[adsorbate] = None
-    return out
+def parity_mae(data: ReportData) -> dict[str, float | None]:
+    """MAE (eV) of the predictions made before each calculation, per adsorbate (None: none)."""
+    return {a.adsorbate: a.mae for a in data.adsorbates}
 
 
-def hits_found(data: dict[str, Any]) -> dict[str, int]:
-    last = data["curve"][-1]["hits"] if data["curve"] else {}
-    return defaultdict(int, last)
+def hits_found(data: ReportData) -> dict[str, int]:
+    """Prospective results inside the target window, per adsorbate, by the last cycle."""
+    return {a.adsorbate: a.hits[-1].hits if a.hits else 0 for a in data.adsorbates}

@@ -9,6 +9,8 @@ dashboard and the HTML report.
 * :func:`learning_curve_figure`: prospective MAE and 90% coverage per cycle against the
   calculations done.
 * :func:`calibration_figure`: observed against nominal coverage of the predicted intervals.
+* :func:`hits_figure`: prospective results found in the target window against the
+  calculations done, per adsorbate.
 * :func:`structure_figure`: a slab + adsorbate in 3D (atoms coloured as Jmol does, metal bonds
   from :mod:`workflows.bonding`).
 
@@ -17,12 +19,12 @@ Every figure is a ``plotly.graph_objects.Figure``; nothing here reads the store.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-from screener.views import CalibrationPoint, CurvePoint, EnergyMap, Prospective
+from screener.views import CalibrationPoint, CurvePoint, EnergyMap, HitPoint, Prospective
 
 DENSITY_ABOVE = 20_000  # the map draws a density instead of markers past this many surfaces
 WEBGL_ABOVE = 5_000  # markers are SVG up to this many (each a DOM node), WebGL beyond
@@ -213,6 +215,41 @@ def calibration_figure(points: Sequence[CalibrationPoint], adsorbate: str) -> go
     )
     fig.update_xaxes(title="nominal coverage", range=[0, 1])
     fig.update_yaxes(title="observed coverage", range=[0, 1.02])
+    return fig
+
+
+def hits_figure(series: Mapping[str, Sequence[HitPoint]]) -> go.Figure:
+    """Results in the target window found so far, one step line per adsorbate.
+
+    Parameters
+    ----------
+    series : mapping of str to sequence of HitPoint
+        Adsorbate -> its :func:`screener.views.hits_curve`.
+
+    Returns
+    -------
+    go.Figure
+        One trace per adsorbate with points (x: calculations done, y: hits so far).
+    """
+    drawn = {a: points for a, points in series.items() if points}
+    if not drawn:
+        return empty_figure("no calculation with a stored prediction yet")
+    fig = go.Figure(layout={**LAYOUT, "title": "results in the target window found so far"})
+    for adsorbate, points in drawn.items():
+        fig.add_trace(
+            go.Scatter(
+                x=[p.calculations for p in points],
+                y=[p.hits for p in points],
+                mode="lines+markers",
+                line={"shape": "hv"},
+                name=adsorbate,
+                customdata=[[p.cycle] for p in points],
+                hovertemplate=f"{adsorbate}, cycle %{{customdata[0]}}: %{{y}} in the window"
+                "<extra></extra>",
+            )
+        )
+    fig.update_xaxes(title="calculations done (with a stored prediction)")
+    fig.update_yaxes(title="in the target window", rangemode="tozero")
     return fig
 
 

@@ -1,38 +1,55 @@
-"""A self-contained HTML report of a screening run.
+"""A self-contained HTML report of a screening run, drawn with :mod:`screener.figures`.
 
-:func:`write_report` renders one HTML file from a plain ``data`` dict (see its docstring): a
-header with the run's notice, the surfaces on the dE_CO vs dE_H map, candidate tables, parity
-plots of the predictions made before each calculation, the learning curve and a table of the
-loop's cycles.  Plots are matplotlib PNGs embedded as base64 ``data:`` URIs, so the file needs
-no network, no JavaScript and no other files.  Every string taken from ``data`` is escaped.
+:func:`write_report` renders one HTML file from a :class:`ReportData` (built from the store by
+:func:`screener.demo.report_data`): a header with the run's notice and how to run it with GPAW,
+candidate tables per adsorbate, the surfaces on the dE_CO vs dE_H map, parity of the predictions
+made when each site was chosen against its calculation, the prospective learning curve with the
+hits found, calibration, and a table of the loop's cycles.  The figures are the dashboard's
+(plotly); plotly.js is inlined once in the head and each figure's JSON sits in its own
+``<script type="application/json">``, so the file loads nothing from anywhere: no CDN, no MathJax,
+no other file.  Every string from the store is escaped (``html.escape`` in the page, ``\\u003c``
+and kin in the figures' JSON).
 
 :func:`report_summary` gives a few plain-text lines of the same data, for logs.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import math
+import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any
 
-__all__ = ["write_report", "report_summary"]
+import plotly.graph_objects as go
+
+from screener import figures
+from screener.views import (
+    CalibrationPoint,
+    CandidateRow,
+    CurvePoint,
+    CycleRow,
+    EnergyMap,
+    HitPoint,
+    Prospective,
+)
+
+__all__ = ["AdsorbateReport", "ReportData", "render_report", "report_summary", "write_report"]
 
 NO_DATA = "no data yet"
-MAP_X, MAP_Y = "CO", "H"  # the two adsorbates of the descriptor map
-COVERAGE_BAND = (0.85, 0.95)  # a well-calibrated 90 % interval covers about this often
-DPI = 100
-COLORS = {"CO": "tab:blue", "H": "tab:orange"}
-OTHER_COLORS = ("tab:green", "tab:red", "tab:purple", "tab:brown")
+PLOTLY_CONFIG = {
+    "responsive": True,
+    "displaylogo": False,  # the logo links to plotly.com
+    "showSendToCloud": False,
+    "showLink": False,
+    "typesetMath": False,  # never look for MathJax
+}
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1000px; padding: 0 1em; color: #222; line-height: 1.4; }
+       max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.4; }
 h1 { margin-bottom: 0.2em; }
 .meta { color: #555; margin-top: 0; }
 .meta span { margin-right: 1.5em; }
@@ -46,491 +63,399 @@ td.num { text-align: right; font-family: monospace; }
 td.name { font-family: monospace; }
 .nodata { color: #888; font-style: italic; }
 .caption { color: #555; font-size: 0.9em; }
-img { max-width: 100%; }
 .ovl { text-decoration: overline; }
+.panels { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr));
+          gap: 1em; }
+.figure { height: 440px; }
+.map { height: 560px; }
+"""
+
+RENDER_JS = """
+(function () {
+  var config = %s;
+  document.querySelectorAll("script.figure-data").forEach(function (node) {
+    var spec = JSON.parse(node.textContent);
+    Plotly.newPlot(node.getAttribute("data-for"), spec.data, spec.layout, config);
+  });
+})();
 """
 
 
+# -- the declared shape --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AdsorbateReport:
+    """What the report shows of one adsorbate.
+
+    Attributes
+    ----------
+    adsorbate : str
+        Its name (``"CO"``).
+    target, window : float
+        The target dE and the half-width of its window (eV).
+    candidates : list of CandidateRow
+        The surfaces nearest the target, nearest first (the top few).
+    surfaces : int
+        Surfaces with a dE (calculated or predicted).
+    calculated_surfaces : int
+        Of them, those whose dE is calculated.
+    prospective : list of Prospective
+        Finished results with the prediction stored when the loop chose the site.
+    curve : list of CurvePoint
+        Prospective MAE and 90% coverage per cycle (:func:`screener.views.learning_curve`).
+    calibration : list of CalibrationPoint
+        Observed against nominal coverage (:func:`screener.views.calibration`).
+    hits : list of HitPoint
+        Prospective results in the window, per cycle, cumulative
+        (:func:`screener.views.hits_curve`).
+    """
+
+    adsorbate: str
+    target: float
+    window: float
+    candidates: list[CandidateRow] = field(default_factory=list)
+    surfaces: int = 0
+    calculated_surfaces: int = 0
+    prospective: list[Prospective] = field(default_factory=list)
+    curve: list[CurvePoint] = field(default_factory=list)
+    calibration: list[CalibrationPoint] = field(default_factory=list)
+    hits: list[HitPoint] = field(default_factory=list)
+
+    @property
+    def mae(self) -> float | None:
+        """MAE of the prospective predictions (eV), None without any."""
+        if not self.prospective:
+            return None
+        return sum(abs(p.error) for p in self.prospective) / len(self.prospective)
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything :func:`write_report` draws.
+
+    Attributes
+    ----------
+    title, space, profile, generated : str
+        The page title, the element space, the calculator profile and when it was made.
+    notice : str
+        A warning shown at the top ("" for none): the EMT notice of the demo.
+    how_to_gpaw : str
+        Commands that run the same loop with DFT ("" for none).
+    adsorbates : list of AdsorbateReport
+        One per adsorbate of the space, in the space's order.
+    energy_map : EnergyMap or None
+        dE_CO against dE_H per surface; None when the space lacks one of them.
+    cycles : list of CycleRow
+        The loop's cycles, oldest first.
+    """
+
+    title: str
+    space: str
+    profile: str
+    generated: str
+    notice: str = ""
+    how_to_gpaw: str = ""
+    adsorbates: list[AdsorbateReport] = field(default_factory=list)
+    energy_map: EnergyMap | None = None
+    cycles: list[CycleRow] = field(default_factory=list)
+
+
 # -- small helpers -------------------------------------------------------------------------------
-def _num(value: Any) -> float | None:
-    """``value`` as a finite float, or None (None, NaN, inf, non-numbers)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
-def _fmt(value: Any, spec: str, missing: str = "–") -> str:
-    number = _num(value)
-    return missing if number is None else format(number, spec)
-
-
-def _text(value: Any) -> str:
-    """Any value as escaped HTML text ("" for None)."""
-    return "" if value is None else escape(str(value))
-
-
-def _miller_html(miller: Any) -> str:
-    """Miller indices as HTML: ``[1, 1, 1]`` -> ``111``, negatives with an overline."""
-    if miller is None:
-        return ""
-    if isinstance(miller, str):
-        return escape(miller)
-    try:
-        indices = [int(i) for i in miller]
-    except (TypeError, ValueError):
-        return escape(str(miller))
-    parts = [f'<span class="ovl">{abs(i)}</span>' if i < 0 else str(i) for i in indices]
-    separator = "" if all(abs(i) < 10 for i in indices) else " "
+def _miller_html(miller: Sequence[int]) -> str:
+    """Miller indices as HTML: ``(1, 1, 1)`` -> ``111``, negatives with an overline."""
+    parts = [f'<span class="ovl">{abs(i)}</span>' if i < 0 else str(i) for i in miller]
+    separator = "" if all(abs(i) < 10 for i in miller) else " "
     return separator.join(parts)
 
 
-def _miller_text(miller: Any) -> str:
-    if miller is None:
-        return ""
-    if isinstance(miller, str):
-        return miller
-    try:
-        indices = [int(i) for i in miller]
-    except (TypeError, ValueError):
-        return str(miller)
-    separator = "" if all(0 <= i < 10 for i in indices) else " "
-    return separator.join(str(i) for i in indices)
-
-
-def _mpl(label: Any) -> str:
-    """A string safe for a matplotlib label (no mathtext from user data)."""
-    return str(label).replace("$", r"\$")
-
-
-def _color(adsorbate: str, index: int) -> str:
-    return COLORS.get(adsorbate, OTHER_COLORS[index % len(OTHER_COLORS)])
-
-
-def _adsorbates(data: dict) -> list[str]:
-    """Adsorbates in a stable order: the targets' order, then any others seen in the data."""
-    names: list[str] = []
-
-    def add(keys: Iterable[Any]) -> None:
-        for key in keys:
-            if isinstance(key, str) and key not in names:
-                names.append(key)
-
-    add((data.get("targets") or {}).keys())
-    add((data.get("candidates") or {}).keys())
-    add((data.get("parity") or {}).keys())
-    for row in data.get("curve") or []:
-        for field in ("mae", "coverage90", "hits"):
-            add((row.get(field) or {}).keys())
-    return names
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png_img(fig, alt: str) -> str:
-    """Render ``fig`` as an inline ``<img>`` with a base64 PNG."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img src="data:image/png;base64,{encoded}" alt="{escape(alt)}">'
+def _miller_text(miller: Sequence[int]) -> str:
+    separator = "" if all(0 <= i < 10 for i in miller) else " "
+    return separator.join(str(i) for i in miller)
 
 
 def _no_data(detail: str = "") -> str:
-    extra = f" ({escape(detail)})" if detail else ""
+    extra = f": {escape(detail)}" if detail else ""
     return f'<p class="nodata">{NO_DATA}{extra}</p>'
 
 
-def _target(data: dict, adsorbate: str) -> tuple[float, float] | None:
-    spec = (data.get("targets") or {}).get(adsorbate) or {}
-    target, window = _num(spec.get("target")), _num(spec.get("window"))
-    if target is None:
-        return None
-    return target, window or 0.0
-
-
-def _in_window(energy: float | None, target: tuple[float, float] | None) -> bool:
-    return energy is not None and target is not None and abs(energy - target[0]) <= target[1]
-
-
-# -- sections ------------------------------------------------------------------------------------
-def _header(data: dict) -> str:
-    meta = [
-        ("space", data.get("space")),
-        ("profile", data.get("profile")),
-        ("generated", data.get("generated")),
-    ]
-    spans = "".join(f"<span><b>{k}:</b> {_text(v)}</span>" for k, v in meta)
-    parts = [
-        f"<h1>{_text(data.get('title') or 'screener report')}</h1>",
-        f'<p class="meta">{spans}</p>',
-    ]
-    if data.get("notice"):
-        parts.append(f'<div class="notice">{_text(data["notice"])}</div>')
-    if data.get("how_to_gpaw"):
-        parts.append("<h3>Running with GPAW</h3>")
-        parts.append(f"<pre>{_text(data['how_to_gpaw'])}</pre>")
-    targets = []
-    for adsorbate in _adsorbates(data):
-        target = _target(data, adsorbate)
-        if target is not None:
-            targets.append(
-                f"dE<sub>{_text(adsorbate)}</sub> = {target[0]:+.2f} ± {target[1]:.2f} eV"
-            )
-    if targets:
-        parts.append(f"<p><b>Targets:</b> {'; '.join(targets)}</p>")
-    return "\n".join(parts)
-
-
-def _calc(data: dict) -> str:
+def _calc(profile: str) -> str:
     """What the calculations were: the profile's name (never "DFT" for an EMT run)."""
-    profile = str(data.get("profile") or "calculation")
     return f"DFT ({profile})" if profile.startswith("gpaw") else profile.upper()
 
 
-def _map_points(surfaces: Sequence[dict]) -> list[tuple[float, float, bool]]:
-    points = []
-    for row in surfaces:
-        x_entry, y_entry = row.get(MAP_X), row.get(MAP_Y)
-        if not x_entry or not y_entry:
-            continue
-        x, y = _num(x_entry.get("energy")), _num(y_entry.get("energy"))
-        if x is None or y is None:
-            continue
-        calculated = x_entry.get("source") == y_entry.get("source") == "calculated"
-        points.append((x, y, calculated))
-    return points
+def _script_json(value: str) -> str:
+    """JSON that is safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` left."""
+    return value.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _map_section(data: dict) -> str:
-    surfaces = data.get("surfaces") or []
-    title = f"Surfaces on the dE<sub>{MAP_X}</sub> vs dE<sub>{MAP_Y}</sub> map"
-    head = f"<h2>{title}</h2>"
-    points = _map_points(surfaces)
-    if not points:
-        detail = f"{len(surfaces)} surfaces, none with both values" if surfaces else ""
-        return head + _no_data(detail)
+class _Figures:
+    """Numbers the figures of one page and renders each as a div and its JSON."""
 
-    target_x, target_y = _target(data, MAP_X), _target(data, MAP_Y)
-    fig = _figure(5.5, 4.5)
-    ax = fig.add_subplot()
-    if target_x is not None:
-        ax.axvspan(
-            target_x[0] - target_x[1],
-            target_x[0] + target_x[1],
-            color=_color(MAP_X, 0),
-            alpha=0.15,
-            lw=0,
-            label=f"{MAP_X} target ± window",
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, fig: go.Figure, css: str = "figure") -> str:
+        self.count += 1
+        div = f"fig-{self.count}"
+        spec = _script_json(fig.to_json(validate=False))
+        return (
+            f'<div class="{css}" id="{div}"></div>\n'
+            f'<script type="application/json" class="figure-data" data-for="{div}">'
+            f"{spec}</script>"
         )
-    if target_y is not None:
-        ax.axhspan(
-            target_y[0] - target_y[1],
-            target_y[0] + target_y[1],
-            color=_color(MAP_Y, 1),
-            alpha=0.15,
-            lw=0,
-            label=f"{MAP_Y} target ± window",
-        )
-    predicted = [(x, y) for x, y, calculated in points if not calculated]
-    known = [(x, y) for x, y, calculated in points if calculated]
-    if predicted:
-        xs, ys = zip(*predicted, strict=True)
-        ax.scatter(
-            xs,
-            ys,
-            s=18,
-            facecolors="none",
-            edgecolors="0.35",
-            linewidths=0.8,
-            label=f"surrogate for CO or H ({len(predicted)})",
-        )
-    if known:
-        xs, ys = zip(*known, strict=True)
-        ax.scatter(xs, ys, s=22, color="k", label=f"{_calc(data)} for both CO and H ({len(known)})")
-    ax.set_xlabel(f"dE$_{{\\mathrm{{{MAP_X}}}}}$ / eV")
-    ax.set_ylabel(f"dE$_{{\\mathrm{{{MAP_Y}}}}}$ / eV")
-    ax.set_title("lowest-site adsorption energy per surface", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best", framealpha=0.85)
-    fig.tight_layout()
-    image = _png_img(fig, f"dE_{MAP_X} vs dE_{MAP_Y} map")
-
-    hits = sum(_in_window(x, target_x) and _in_window(y, target_y) for x, y, _ in points)
-    caption = (
-        f"{len(points)} of {len(surfaces)} surfaces have both values; {len(known)} calculated "
-        f"({_calc(data)}) for "
-        f"both (filled), the others use the surrogate for at least one (open). "
-        f"{hits} lie in both target windows."
-    )
-    return f'{head}{image}<p class="caption">{escape(caption)}</p>'
 
 
-def _candidate_table(rows: Sequence[dict]) -> str:
+# -- sections ------------------------------------------------------------------------------------
+def _header(data: ReportData) -> str:
+    meta = [("space", data.space), ("profile", data.profile), ("generated", data.generated)]
+    spans = "".join(f"<span><b>{k}:</b> {escape(v)}</span>" for k, v in meta)
+    parts = [f"<h1>{escape(data.title)}</h1>", f'<p class="meta">{spans}</p>']
+    if data.notice:
+        parts.append(f'<div class="notice">{escape(data.notice)}</div>')
+    if data.how_to_gpaw:
+        parts.append("<h3>Running with GPAW</h3>")
+        parts.append(f"<pre>{escape(data.how_to_gpaw)}</pre>")
+    targets = [
+        f"dE<sub>{escape(a.adsorbate)}</sub> = {a.target:+.2f} ± {a.window:.2f} eV"
+        for a in data.adsorbates
+    ]
+    if targets:
+        parts.append(f"<p><b>Targets:</b> {'; '.join(targets)}</p>")
+    return '<section id="header">\n' + "\n".join(parts) + "\n</section>"
+
+
+def _candidate_table(rows: Sequence[CandidateRow]) -> str:
     header = (
-        "<tr><th>rank</th><th>surface</th><th>bulk</th><th>Miller</th>"
-        "<th>dE / eV</th><th>± std</th><th>source</th></tr>"
+        "<tr><th>rank</th><th>surface</th><th>bulk</th><th>Miller</th><th>termination</th>"
+        "<th>dE / eV</th><th>± std</th><th>source</th><th>in window</th></tr>"
     )
     body = []
     for rank, row in enumerate(rows, start=1):
-        std = _num(row.get("std"))
         body.append(
             "<tr>"
             f'<td class="num">{rank}</td>'
-            f'<td class="name">{_text(row.get("surface"))}</td>'
-            f"<td>{_text(row.get('bulk_formula'))}</td>"
-            f"<td>{_miller_html(row.get('miller'))}</td>"
-            f'<td class="num">{_fmt(row.get("energy"), "+.3f")}</td>'
-            f'<td class="num">{"" if std is None else f"±{std:.3f}"}</td>'
-            f"<td>{_text(row.get('source'))}</td>"
+            f'<td class="name">{escape(row.surface)}</td>'
+            f"<td>{escape(row.bulk_formula)}</td>"
+            f"<td>{_miller_html(row.miller)}</td>"
+            f"<td>{escape(row.termination)}</td>"
+            f'<td class="num">{row.energy:+.3f}</td>'
+            f'<td class="num">±{row.std:.3f}</td>'
+            f"<td>{escape(row.source)}</td>"
+            f"<td>{'yes' if row.in_window else ''}</td>"
             "</tr>"
         )
     return f"<table>{header}{''.join(body)}</table>"
 
 
-def _candidates_section(data: dict) -> str:
-    candidates = data.get("candidates") or {}
-    parts = ["<h2>Candidates</h2>"]
-    for adsorbate in _adsorbates(data):
-        if adsorbate not in candidates and adsorbate not in (data.get("targets") or {}):
-            continue
-        target = _target(data, adsorbate)
-        goal = "" if target is None else f" (target {target[0]:+.2f} ± {target[1]:.2f} eV)"
-        parts.append(f"<h3>{_text(adsorbate)}{escape(goal)}</h3>")
-        rows = candidates.get(adsorbate) or []
-        parts.append(_candidate_table(rows) if rows else _no_data())
-    if len(parts) == 1:
+def _candidates_section(data: ReportData) -> str:
+    parts = ['<section id="candidates">', "<h2>Candidates</h2>"]
+    for a in data.adsorbates:
+        parts.append(f"<h3>{escape(a.adsorbate)} (target {a.target:+.2f} ± {a.window:.2f} eV)</h3>")
+        if a.candidates:
+            parts.append(_candidate_table(a.candidates))
+            parts.append(
+                f'<p class="caption">The {len(a.candidates)} of {a.surfaces} surfaces nearest '
+                f"the target (each by its lowest site); {a.calculated_surfaces} have a "
+                f"calculated dE, the others the surrogate's prediction.</p>"
+            )
+        else:
+            parts.append(_no_data(f"no {a.adsorbate} surface has a result or a prediction"))
+    if not data.adsorbates:
         parts.append(_no_data())
+    parts.append("</section>")
     return "\n".join(parts)
 
 
-def _parity_pairs(entry: dict | None) -> tuple[list[float], list[float], list[float | None]]:
-    entry = entry or {}
-    calculated = list(entry.get("calculated") or [])
-    predicted = list(entry.get("predicted") or [])
-    stds = list(entry.get("std") or [])
-    xs, ys, es = [], [], []
-    for i, (x, y) in enumerate(zip(calculated, predicted, strict=False)):
-        x, y = _num(x), _num(y)
-        if x is None or y is None:
-            continue
-        xs.append(x)
-        ys.append(y)
-        es.append(_num(stds[i]) if i < len(stds) else None)
-    return xs, ys, es
-
-
-def _parity_section(data: dict) -> str:
-    head = f"<h2>Parity: prediction before the calculation vs {escape(_calc(data))}</h2>"
-    parity = data.get("parity") or {}
-    names = [a for a in _adsorbates(data) if a in parity or a in (MAP_X, MAP_Y)]
-    pairs = {a: _parity_pairs(parity.get(a)) for a in names}
-    if not any(xs for xs, _, _ in pairs.values()):
-        return head + _no_data()
-
-    fig = _figure(4.5 * len(names), 4.2)
-    captions = []
-    for index, adsorbate in enumerate(names):
-        ax = fig.add_subplot(1, len(names), index + 1)
-        xs, ys, es = pairs[adsorbate]
-        if not xs:
-            ax.text(0.5, 0.5, NO_DATA, ha="center", va="center", transform=ax.transAxes)
-            ax.set_title(_mpl(adsorbate), fontsize=10)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            continue
-        mae = sum(abs(y - x) for x, y in zip(xs, ys, strict=True)) / len(xs)
-        lows = xs + [y - (e or 0.0) for y, e in zip(ys, es, strict=True)]
-        highs = xs + [y + (e or 0.0) for y, e in zip(ys, es, strict=True)]
-        lo, hi = min(lows), max(highs)
-        pad = 0.05 * (hi - lo) or 0.1
-        lo, hi = lo - pad, hi + pad
-        ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--", label="y = x")
-        color = _color(adsorbate, index)
-        if any(e is not None and e > 0 for e in es):
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=[e or 0.0 for e in es],
-                fmt="none",
-                ecolor=color,
-                alpha=0.35,
-                lw=0.8,
-            )
-        ax.scatter(xs, ys, s=16, color=color, label=f"n = {len(xs)}")
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
-        ax.set_aspect("equal", adjustable="box")
-        ax.set_xlabel(f"{_calc(data)} dE$_{{\\mathrm{{{_mpl(adsorbate)}}}}}$ / eV")
-        ax.set_ylabel("predicted dE / eV")
-        ax.set_title(f"{_mpl(adsorbate)}: MAE {mae:.3f} eV", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
-        captions.append(f"{adsorbate}: {len(xs)} pairs, MAE {mae:.3f} eV")
-    fig.tight_layout()
-    image = _png_img(fig, "parity plots")
-    caption = "; ".join(captions) + ". Error bars: the surrogate's std at prediction time."
-    return f'{head}{image}<p class="caption">{escape(caption)}</p>'
-
-
-def _series(curve: Sequence[dict], field: str, adsorbate: str) -> tuple[list[float], list[float]]:
-    xs, ys = [], []
-    for row in curve:
-        x = _num(row.get("calculations"))
-        y = _num((row.get(field) or {}).get(adsorbate))
-        if x is not None and y is not None:
-            xs.append(x)
-            ys.append(y)
-    return xs, ys
-
-
-def _curve_section(data: dict) -> str:
-    head = "<h2>Learning curve</h2>"
-    curve = data.get("curve") or []
-    names = _adsorbates(data)
-    series = {
-        field: {a: _series(curve, field, a) for a in names}
-        for field in ("mae", "coverage90", "hits")
-    }
-    has = {field: any(xs for xs, _ in by.values()) for field, by in series.items()}
-    if not any(has.values()):
-        return head + _no_data()
-
-    panels = [
-        ("mae", "MAE / eV", "MAE of predictions made before the calculation"),
-        ("coverage90", "90 % interval coverage", "coverage of the 90 % interval"),
-    ]
-    if has["hits"]:
-        panels.append(("hits", "hits found", "surfaces found in the target window"))
-    from matplotlib.ticker import MaxNLocator
-
-    fig = _figure(4.0 * len(panels), 3.8)
-    for index, (field, ylabel, title) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), index + 1)
-        if field == "coverage90":
-            ax.axhspan(*COVERAGE_BAND, color="0.85", alpha=0.5, lw=0)
-            for level in COVERAGE_BAND:
-                ax.axhline(level, color="0.4", ls=":", lw=1)
-            ax.set_ylim(-0.02, 1.05)
-        drawn = False
-        for a_index, adsorbate in enumerate(names):
-            xs, ys = series[field][adsorbate]
-            if not xs:
-                continue
-            drawn = True
-            ax.plot(
-                xs,
-                ys,
-                marker="o",
-                ms=3.5,
-                lw=1.2,
-                color=_color(adsorbate, a_index),
-                label=_mpl(adsorbate),
-                drawstyle="steps-post" if field == "hits" else "default",
-            )
-        if drawn:
-            ax.legend(fontsize=7, loc="best")
-        if field == "hits":
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        else:
-            ax.text(0.5, 0.5, NO_DATA, ha="center", va="center", transform=ax.transAxes)
-        ax.set_xlabel("calculations")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=9)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    image = _png_img(fig, "learning curve")
+def _map_section(data: ReportData, figure: _Figures) -> str:
+    emap = data.energy_map
+    head = '<section id="map">\n'
+    if emap is None:
+        return (
+            head + "<h2>Surfaces on the dE map</h2>" + _no_data("no CO and H sites") + "</section>"
+        )
+    x, y = emap.x, emap.y
+    head += f"<h2>Surfaces on the dE<sub>{escape(x.adsorbate)}</sub> vs "
+    head += f"dE<sub>{escape(y.adsorbate)}</sub> map</h2>\n"
+    if not emap.points:
+        detail = f"no surface has both {x.adsorbate} and {y.adsorbate} energies"
+        return head + _no_data(detail) + "\n</section>"
+    known = sum(p.calculated for p in emap.points)
+    both = sum(
+        abs(p.x - x.target) <= x.window and abs(p.y - y.target) <= y.window for p in emap.points
+    )
     caption = (
-        "Each point is one loop cycle. The dotted lines mark "
-        f"{COVERAGE_BAND[0]:.2f} and {COVERAGE_BAND[1]:.2f}: a calibrated 90 % interval covers "
-        "about 90 % of the new results."
+        f"{len(emap.points)} surfaces with both energies (lowest site each); {known} calculated "
+        f"({_calc(data.profile)}) for both, the others use the surrogate for at least one. "
+        f"{both} lie in both target windows (the shaded bands)."
     )
-    return f'{head}{image}<p class="caption">{escape(caption)}</p>'
-
-
-def _versions(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k} v{v}" if v is not None else f"{k} –" for k, v in value.items())
-    return "" if value is None else str(value)
-
-
-def _cycles_section(data: dict) -> str:
-    head = "<h2>Cycles</h2>"
-    cycles = data.get("cycles") or []
-    if not cycles:
-        return head + _no_data()
-    header = (
-        "<tr><th>cycle</th><th>submitted</th><th>finished</th><th>failed</th>"
-        "<th>seconds</th><th>model versions</th></tr>"
+    return (
+        head
+        + figure(figures.map_figure(emap), "figure map")
+        + f'\n<p class="caption">{escape(caption)}</p>\n</section>'
     )
+
+
+def _parity_section(data: ReportData, figure: _Figures) -> str:
+    calc = escape(_calc(data.profile))
+    parts = [
+        '<section id="parity">',
+        f"<h2>Parity: the prediction made when the site was chosen vs {calc}</h2>",
+        '<div class="panels">',
+    ]
+    for a in data.adsorbates:
+        if a.prospective:
+            parts.append(f"<div>{figure(figures.parity_figure(a.prospective, a.adsorbate))}</div>")
+        else:
+            detail = f"no {a.adsorbate} calculation with a stored prediction"
+            parts.append(f"<div><h3>{escape(a.adsorbate)}</h3>{_no_data(detail)}</div>")
+    parts.append("</div>")
+    maes = [
+        f"{a.adsorbate} {a.mae:.3f} eV over {len(a.prospective)}"
+        for a in data.adsorbates
+        if a.mae is not None
+    ]
+    if maes:
+        caption = (
+            "Each point is a finished calculation against the surrogate's prediction stored on "
+            "its job when the loop chose the site (error bars: that prediction's std). "
+            f"Prospective MAE: {'; '.join(maes)}."
+        )
+        parts.append(f'<p class="caption">{escape(caption)}</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _curve_section(data: ReportData, figure: _Figures) -> str:
+    parts = [
+        '<section id="learning-curve">',
+        "<h2>Learning curve: prospective accuracy and hits</h2>",
+        '<div class="panels">',
+    ]
+    for a in data.adsorbates:
+        if a.curve:
+            parts.append(
+                f"<div>{figure(figures.learning_curve_figure(a.curve, a.adsorbate))}</div>"
+            )
+        else:
+            detail = f"no {a.adsorbate} calculation with a stored prediction"
+            parts.append(f"<div><h3>{escape(a.adsorbate)}</h3>{_no_data(detail)}</div>")
+    hits = {a.adsorbate: a.hits for a in data.adsorbates if a.hits}
+    if hits:
+        parts.append(f"<div>{figure(figures.hits_figure(hits))}</div>")
+    parts.append("</div>")
+    if any(a.curve for a in data.adsorbates):
+        caption = (
+            "Each point is one loop cycle: the MAE of the predictions stored when its sites were "
+            "chosen, against their calculations, and the share of those calculations inside the "
+            "predicted 90% interval (mean ± 1.645 std; a calibrated interval covers about 0.9). "
+            "The x axis counts the calculations with a stored prediction (cycles without a model "
+            "yet pick at random and predict nothing); hits are those calculations whose dE lies "
+            "in the target window."
+        )
+        parts.append(f'<p class="caption">{escape(caption)}</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _calibration_section(data: ReportData, figure: _Figures) -> str:
+    parts = ['<section id="calibration">', "<h2>Calibration</h2>", '<div class="panels">']
+    for a in data.adsorbates:
+        if a.calibration:
+            fig = figures.calibration_figure(a.calibration, a.adsorbate)
+            parts.append(f"<div>{figure(fig)}</div>")
+        else:
+            detail = f"no {a.adsorbate} prediction with a std"
+            parts.append(f"<div><h3>{escape(a.adsorbate)}</h3>{_no_data(detail)}</div>")
+    parts.append("</div>")
+    if any(a.calibration for a in data.adsorbates):
+        caption = (
+            "How often a calculated dE fell inside the central normal interval of its "
+            "prediction (mean ± z std), against the interval's nominal coverage: on the diagonal "
+            "is calibrated, below it overconfident."
+        )
+        parts.append(f'<p class="caption">{escape(caption)}</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _cycles_section(data: ReportData) -> str:
+    head = '<section id="cycles">\n<h2>Cycles</h2>\n'
+    if not data.cycles:
+        return head + _no_data("the loop has not run") + "\n</section>"
+    steps: list[str] = []
+    for row in data.cycles:
+        steps += [k for k in row.timings if k not in steps]
+    header = "<tr><th>cycle</th><th>started (UTC)</th><th>seconds</th><th>submitted</th>"
+    header += "".join(f"<th>{escape(s)} / s</th>" for s in steps) + "</tr>"
     body = []
-    for row in cycles:
+    for row in data.cycles:
+        started = row.started.strftime("%Y-%m-%d %H:%M:%S") if row.started else ""
+        seconds = "" if row.seconds is None else f"{row.seconds:.1f}"
         cells = [
-            f'<td class="num">{_text(row.get(k))}</td>'
-            for k in ("cycle", "submitted", "finished", "failed")
+            f'<td class="num">{row.number}</td>',
+            f"<td>{escape(started)}</td>",
+            f'<td class="num">{seconds}</td>',
+            f'<td class="num">{row.submitted}</td>',
         ]
-        cells.append(f'<td class="num">{_fmt(row.get("seconds"), ".1f")}</td>')
-        cells.append(f"<td>{escape(_versions(row.get('model_versions')))}</td>")
+        for step in steps:
+            value = row.timings.get(step)
+            cells.append(f'<td class="num">{"" if value is None else f"{value:.1f}"}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
-    return f"{head}<table>{header}{''.join(body)}</table>"
+    return f"{head}<table>{header}{''.join(body)}</table>\n</section>"
 
 
 # -- public API ----------------------------------------------------------------------------------
-def render_report(data: dict) -> str:
+def render_report(data: ReportData) -> str:
     """The report as one HTML string (what :func:`write_report` writes).
 
     Parameters
     ----------
-    data : dict
-        The report data; see :func:`write_report`.
+    data : ReportData
+        What to draw.
 
     Returns
     -------
     str
-        A complete HTML document starting with ``<!DOCTYPE html>``.
+        A complete HTML document starting with ``<!DOCTYPE html>``; plotly.js is inlined once
+        when there is a figure to draw (a report without data has none).
     """
+    from plotly.offline import get_plotlyjs
+
+    figure = _Figures()
     sections = [
         _header(data),
-        _map_section(data),
         _candidates_section(data),
-        _parity_section(data),
-        _curve_section(data),
+        _map_section(data, figure),
+        _parity_section(data, figure),
+        _curve_section(data, figure),
+        _calibration_section(data, figure),
         _cycles_section(data),
     ]
-    title = _text(data.get("title") or "screener report")
+    scripts = ""
+    if figure.count:  # plotly.js once, in the head, only when there is something to draw
+        scripts = (
+            '<script>window.PlotlyConfig = {MathJaxConfig: "local"};</script>\n'
+            f"<script>{get_plotlyjs()}</script>\n"
+        )
+    render = RENDER_JS % json.dumps(PLOTLY_CONFIG) if figure.count else ""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"<title>{escape(data.title)}</title>\n<style>{CSS}</style>\n"
+        + scripts
+        + "</head>\n<body>\n"
         + "\n".join(sections)
+        + (f"\n<script>{render}</script>" if render else "")
         + "\n</body>\n</html>\n"
     )
 
 
-def write_report(data: dict, path: str | Path) -> Path:
+def write_report(data: ReportData, path: str | Path) -> Path:
     """Write the HTML report of a screening run to ``path``, atomically.
 
     Parameters
     ----------
-    data : dict
-        Report data with the keys ``title``, ``space``, ``profile``, ``generated``, ``notice``,
-        ``how_to_gpaw`` (strings), ``targets`` (``{adsorbate: {"target", "window"}}``),
-        ``surfaces`` (rows with ``surface``, ``bulk_formula``, ``miller`` and per adsorbate
-        ``{"energy", "std", "source"}`` or None), ``candidates`` (``{adsorbate: [rows]}``),
-        ``parity`` (``{adsorbate: {"calculated", "predicted", "std"}}``, aligned lists), ``curve``
-        (rows with ``cycle``, ``calculations`` and per-adsorbate dicts ``mae``,
-        ``coverage90``, ``hits``) and ``cycles`` (rows with ``cycle``, ``submitted``,
-        ``finished``, ``failed``, ``seconds``, ``model_versions``).  Lists may be empty and
-        values None; such sections say "no data yet".  Missing keys count as empty.
+    data : ReportData
+        What to draw; empty lists give sections that say "no data yet".
     path : str or Path
         Where to write; parent folders are created.  The file is written to a temporary file
         in the same folder and moved into place, so readers never see a partial report.
@@ -558,58 +483,43 @@ def write_report(data: dict, path: str | Path) -> Path:
     return path
 
 
-def report_summary(data: dict) -> str:
+def report_summary(data: ReportData) -> str:
     """A few plain-text lines about the report data, for logs.
 
     Parameters
     ----------
-    data : dict
-        The report data; see :func:`write_report`.
+    data : ReportData
+        What the report draws.
 
     Returns
     -------
     str
-        Lines without a trailing newline: the run, surface counts, the top candidate per
-        adsorbate and the loop's progress.
+        Lines without a trailing newline: the run, surface counts, the top candidate and the
+        prospective MAE per adsorbate, and the loop's progress.
     """
-    surfaces = data.get("surfaces") or []
-    names = _adsorbates(data)
-    lines = [
-        f"{data.get('title') or 'screener report'} "
-        f"(space {data.get('space')}, profile {data.get('profile')})"
+    lines = [f"{data.title} (space {data.space}, profile {data.profile})"]
+    counts = [
+        f"{a.adsorbate} {a.surfaces} ({a.calculated_surfaces} calculated)" for a in data.adsorbates
     ]
-    counts = []
-    for adsorbate in names:
-        known = [
-            row[adsorbate]
-            for row in surfaces
-            if row.get(adsorbate) and _num(row[adsorbate].get("energy")) is not None
-        ]
-        done = sum(1 for entry in known if entry.get("source") == "calculated")
-        counts.append(f"{adsorbate} {len(known)} ({done} calculated)")
-    both = len(_map_points(surfaces))
-    lines.append(
-        f"surfaces: {len(surfaces)}; with a value: {', '.join(counts) or 'none'}; "
-        f"with both {MAP_X} and {MAP_Y}: {both}"
-    )
-    candidates = data.get("candidates") or {}
-    for adsorbate in names:
-        rows = candidates.get(adsorbate) or []
-        if not rows:
-            lines.append(f"{adsorbate}: no candidates yet")
-            continue
-        top = rows[0]
-        std = _num(top.get("std"))
-        spread = "" if std is None else f" ± {std:.3f}"
-        lines.append(
-            f"{adsorbate}: {len(rows)} candidates; top {top.get('surface')} "
-            f"({top.get('bulk_formula')} {_miller_text(top.get('miller'))}) "
-            f"dE {_fmt(top.get('energy'), '+.3f')}{spread} eV [{top.get('source')}]"
+    on_map = ""
+    if data.energy_map is not None:
+        known = sum(p.calculated for p in data.energy_map.points)
+        on_map = (
+            f"; with both {data.energy_map.x.adsorbate} and {data.energy_map.y.adsorbate}: "
+            f"{len(data.energy_map.points)} ({known} calculated)"
         )
-    cycles = data.get("cycles") or []
-    curve = data.get("curve") or []
-    if cycles or curve:
-        calculations = _num(curve[-1].get("calculations")) if curve else None
-        done = "" if calculations is None else f", {int(calculations)} calculations"
-        lines.append(f"cycles: {len(cycles) or len(curve)}{done}")
+    lines.append(f"surfaces with a dE: {', '.join(counts) or 'none'}{on_map}")
+    for a in data.adsorbates:
+        if not a.candidates:
+            lines.append(f"{a.adsorbate}: no candidates yet")
+            continue
+        top = a.candidates[0]
+        mae = "" if a.mae is None else f"; prospective MAE {a.mae:.3f} eV over {len(a.prospective)}"
+        lines.append(
+            f"{a.adsorbate}: top {top.surface} ({top.bulk_formula} {_miller_text(top.miller)}) "
+            f"dE {top.energy:+.3f} ± {top.std:.3f} eV [{top.source}]{mae}"
+        )
+    if data.cycles:
+        done = sum(len(a.prospective) for a in data.adsorbates)
+        lines.append(f"cycles: {len(data.cycles)}; {done} calculations with a stored prediction")
     return "\n".join(lines)

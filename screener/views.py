@@ -381,9 +381,24 @@ class Prospective:
         return self.calculated - self.predicted
 
 
-def prospective(space: str, adsorbate: str, *, profile: str | None = None) -> list[Prospective]:
-    """The unflagged results of a space and adsorbate whose job carries a prediction, in the
-    order they finished."""
+@dataclass(frozen=True)
+class Result:
+    """A finished, unflagged result of the loop, with the prediction stored on its job when the
+    site was chosen (None for picks made before any model)."""
+
+    job_key: str
+    site_id: str
+    adsorbate: str
+    cycle: int
+    calculated: float
+    finished: dt.datetime | None
+    predicted: float | None
+    std: float | None
+    model_version: int | None
+
+
+def results(space: str, adsorbate: str, *, profile: str | None = None) -> list[Result]:
+    """The unflagged results of a space's jobs for one adsorbate, in the order they finished."""
     from screener.queries import space_jobs
 
     doc = get_space(space)
@@ -402,25 +417,47 @@ def prospective(space: str, adsorbate: str, *, profile: str | None = None) -> li
         if job.get("adsorbate") != adsorbate:
             continue
         calc = energies.get(f"adslab:{job['key']}")
-        predicted = job.get("predicted") or {}
-        if calc is None or calc.get("flags") or predicted.get("mean") is None:
+        if calc is None or calc.get("flags"):
             continue
-        std = predicted.get("std")
+        predicted = job.get("predicted") or {}
+        mean, std = predicted.get("mean"), predicted.get("std")
         out.append(
-            Prospective(
+            Result(
                 job_key=job["key"],
                 site_id=str(job["site"]),
                 adsorbate=adsorbate,
                 cycle=int(job.get("cycle") or 0),
-                model_version=predicted.get("model_version"),
-                predicted=float(predicted["mean"]),
-                std=None if std is None else float(std),
                 calculated=float(calc["adsorption_energy"]),
                 finished=job.get("updated"),
+                predicted=None if mean is None else float(mean),
+                std=None if std is None else float(std),
+                model_version=predicted.get("model_version") if mean is not None else None,
             )
         )
-    out.sort(key=lambda p: (p.finished or dt.datetime.min, p.job_key))
+    out.sort(key=lambda r: (r.finished or dt.datetime.min, r.job_key))
     return out
+
+
+def prospective(
+    space: str, adsorbate: str, *, profile: str | None = None, found: Sequence[Result] | None = None
+) -> list[Prospective]:
+    """The results (``found``, else :func:`results`) whose job carries a prediction."""
+    found = results(space, adsorbate, profile=profile) if found is None else found
+    return [
+        Prospective(
+            job_key=r.job_key,
+            site_id=r.site_id,
+            adsorbate=r.adsorbate,
+            cycle=r.cycle,
+            model_version=r.model_version,
+            predicted=r.predicted,
+            std=r.std,
+            calculated=r.calculated,
+            finished=r.finished,
+        )
+        for r in found
+        if r.predicted is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -437,21 +474,24 @@ class CurvePoint:
 Z90 = 1.6448536269514722  # the normal quantile of a central 90% interval
 
 
-def learning_curve(points: Sequence[Prospective]) -> list[CurvePoint]:
-    """MAE and 90% coverage of each cycle's prospective predictions, against calculations."""
+def learning_curve(
+    points: Sequence[Prospective], found: Sequence[Result] | None = None
+) -> list[CurvePoint]:
+    """MAE and 90% coverage of each cycle's prospective predictions, at the calculations done
+    by the end of that cycle: every result in ``found`` (random picks too), else the points."""
     by_cycle: dict[int, list[Prospective]] = defaultdict(list)
     for p in points:
         by_cycle[p.cycle].append(p)
-    out, done = [], 0
+    done_by_cycle = Counter(r.cycle for r in (points if found is None else found))
+    out = []
     for cycle in sorted(by_cycle):
         group = by_cycle[cycle]
-        done += len(group)
         with_std = [p for p in group if p.std is not None and p.std > 0]
         covered = sum(1 for p in with_std if abs(p.error) <= Z90 * p.std)
         out.append(
             CurvePoint(
                 cycle=cycle,
-                calculations=done,
+                calculations=sum(n for c, n in done_by_cycle.items() if c <= cycle),
                 n=len(group),
                 mae=sum(abs(p.error) for p in group) / len(group),
                 coverage90=covered / len(with_std) if with_std else None,
@@ -487,21 +527,22 @@ def calibration(points: Sequence[Prospective]) -> list[CalibrationPoint]:
 
 @dataclass(frozen=True)
 class HitPoint:
-    """Prospective results inside the target window by the end of a cycle (cumulative)."""
+    """Results inside the target window by the end of a cycle (cumulative)."""
 
     cycle: int
-    calculations: int  # prospective results done by then (the x of :func:`learning_curve`)
+    calculations: int  # results done by then (the x of :func:`learning_curve`)
     hits: int
 
 
-def hits_curve(points: Sequence[Prospective], target: float, window: float) -> list[HitPoint]:
-    """Per cycle, the prospective results found so far whose calculated dE lies in
-    ``target +- window``.
+def hits_curve(
+    points: Sequence[Result | Prospective], target: float, window: float
+) -> list[HitPoint]:
+    """Per cycle, the results found so far whose calculated dE lies in ``target +- window``.
 
     Parameters
     ----------
-    points : sequence of Prospective
-        Results of one adsorbate (:func:`prospective`).
+    points : sequence of Result or Prospective
+        Results of one adsorbate (:func:`results`: every pick, random ones too).
     target, window : float
         The adsorbate's target dE and half-width of its window (eV).
 

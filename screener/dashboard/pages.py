@@ -721,17 +721,21 @@ def register(app: Dash, store: Store, settings: ScreenerSettings, refresh_s: flo
             blank = figures.empty_figure("choose an adsorbate")
             return blank, blank, blank, ""
         try:
-            points = views.prospective(inputs.space_name(space), inputs.adsorbate_name(adsorbate))
+            found = views.results(inputs.space_name(space), inputs.adsorbate_name(adsorbate))
         except (BadRequest, ScreenerError) as error:
             blank = go.Figure()
             return blank, blank, blank, _error(str(error))
+        points = views.prospective(space, adsorbate, found=found)
         if version not in (None, "all"):
             if not str(version).isdigit():
                 blank = go.Figure()
                 return blank, blank, blank, _error("model version: expected a number")
             points = [p for p in points if p.model_version == int(version)]
-        curve = views.learning_curve(points)
-        text = f"{len(points)} calculations with a prediction made before them"
+        curve = views.learning_curve(points, found)
+        text = (
+            f"{len(found)} {adsorbate} results, {len(points)} of them with a prediction made "
+            "before the calculation"
+        )
         return (
             figures.parity_figure(points, adsorbate),
             figures.learning_curve_figure(curve, adsorbate),

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
+import ase.io
 import pymongo
 import pytest
 
@@ -84,10 +85,13 @@ def browser(campaign, tmp_path_factory: pytest.TempPathFactory):
     ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(tmp_path_factory.mktemp("downloads"))}
-    )
+    downloads = tmp_path_factory.mktemp("downloads")
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads)})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd(
+        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.downloads = downloads
     driver.set_page_load_timeout(60)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield driver
@@ -198,6 +202,12 @@ def test_clicking_a_map_point_opens_its_surface(campaign, browser):
     kinds = {t["type"] for t in _traces(browser, "surface-structure")}
     assert kinds == {"scatter3d"}
     _shot(browser, "surface")
+
+    # the download is the shown calculation, as extxyz that ase reads
+    browser.find_element("id", "surface-download-button").click()
+    found = _wait(browser, lambda d: list(d.downloads.glob("*.extxyz")), what="the extxyz download")
+    atoms = ase.io.read(found[0])
+    assert (atoms.get_tags() == 0).sum() >= 1 and "E_ads" in atoms.info
 
 
 def test_admin_buttons_need_the_token(campaign, browser):

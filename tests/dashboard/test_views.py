@@ -143,6 +143,14 @@ def test_learning_curve_and_calibration_are_computed_from_the_prospective_errors
     assert curve[0].mae == pytest.approx(0.125)
     assert curve[0].coverage90 == pytest.approx(0.5)
     assert curve[1].coverage90 == 1.0
+    # with every result: the random picks of cycle 1 (no prediction) count as calculations
+    found = [
+        views.Result(p.job_key, "s", "CO", p.cycle, p.calculated, None, p.predicted, p.std, 1)
+        for p in points
+    ] + [views.Result(f"r{i}", "s", "CO", 1, -0.3, None, None, None, None) for i in range(4)]
+    assert [c.calculations for c in views.learning_curve(points, found)] == [6, 7]
+    hits = views.hits_curve(found, -0.67, 0.1)
+    assert [(h.cycle, h.calculations, h.hits) for h in hits] == [(1, 6, 1), (2, 7, 2)]
     levels = {p.nominal: p.observed for p in views.calibration(points)}
     assert levels[0.1] == 0.0  # |z| = 2, 0.5, 0.2: none within 0.126
     assert levels[0.5] == pytest.approx(2 / 3)  # within 0.674: 0.5 and 0.2
