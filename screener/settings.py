@@ -79,10 +79,11 @@ class ScreenerSettings(BaseSettings):
         False, description="relax slabs and adslabs with EMT before GPAW (bench/dft_cost.py)"
     )
     # --- the loop ---------------------------------------------------------------------------
-    launcher: Literal["local", "external"] = Field(
+    launcher: Literal["local", "external", "slurm"] = Field(
         "local",
         description="local: the daemon runs FireWorks rockets in its own process; external: "
-        "rlaunch/qlaunch elsewhere run them and the daemon only submits and ingests",
+        "rlaunch/qlaunch elsewhere run them and the daemon only submits and ingests; slurm: "
+        "the daemon submits Slurm jobs (FireWorks' queue launcher), each running one rocket",
     )
     loop_interval: float = Field(60.0, ge=0, description="s between daemon cycles")
     loop_batch: int = Field(20, ge=1, description="most sites submitted per cycle")
@@ -92,6 +93,34 @@ class ScreenerSettings(BaseSettings):
     )
     lostrun_hours: float = Field(
         4.0, gt=0, description="a RUNNING firework silent this long is lost and rerun"
+    )
+
+    # --- the cluster (launcher slurm; `screener deploy launchpad` writes the same qadapter) ----
+    queue_partition: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.,-]+$", description="Slurm partition; unset: the default"
+    )
+    queue_account: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+$", description="Slurm account; unset: none"
+    )
+    queue_walltime: str = Field(
+        "01:00:00",
+        pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$",
+        description="walltime of a job ([D-]HH:MM:SS)",
+    )
+    queue_nodes: int = Field(1, ge=1, le=4096, description="nodes of an adsorbate+slab job")
+    queue_small_ranks: int = Field(
+        1, ge=1, description="MPI ranks of gas, bulk and slab jobs (adslab jobs get mpi_ranks)"
+    )
+    queue_pre_rocket: str = Field(
+        "", description="shell lines run in each job before its rocket (modules, venv)"
+    )
+    queue_logdir: Path | None = Field(
+        None, description="where jobs write their logs; unset: <data_dir>/queue"
+    )
+    dask_cluster: Literal["local", "slurm"] = Field(
+        "local",
+        description="where seeding and scoring run their dask work: local processes or "
+        "dask-jobqueue's SLURMCluster (ignored when dask_scheduler is set)",
     )
 
     # --- the dashboard -------------------------------------------------------------------------
