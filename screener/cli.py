@@ -481,6 +481,14 @@ def results(
     out.print(table)
 
 
+class Launcher(str, Enum):
+    """Where the daemon's FireWorks rockets run."""
+
+    local = "local"
+    external = "external"
+    slurm = "slurm"
+
+
 class ExportFormat(str, Enum):
     """The formats `screener export` writes."""
 
@@ -803,6 +811,16 @@ def run(
             help="run FireWorks rockets in this process (default: SCREENER_LAUNCHER=local)",
         ),
     ] = None,
+    launcher: Annotated[
+        Launcher | None,
+        typer.Option(
+            help="where rockets run: local (this process), external (rlaunch/qlaunch elsewhere) "
+            "or slurm (the daemon submits Slurm jobs); default: SCREENER_LAUNCHER"
+        ),
+    ] = None,
+    drain: Annotated[
+        bool, typer.Option(help="after the last cycle, wait for the submitted jobs to finish")
+    ] = False,
     seed: Annotated[
         int, typer.Option(help="random seed of the selection (cycle n uses seed + n)")
     ] = 0,
@@ -827,6 +845,8 @@ def run(
             budget=budget,
             strategy=strategy,
             host_workers=workers,
+            launcher=launcher.value if launcher else None,
+            drain=drain,
             seed=seed,
         )
         daemon.run()
@@ -948,6 +968,32 @@ def lpad(ctx: typer.Context) -> None:
     command = [str(Path(sys.executable).parent / "lpad"), "-l", str(path)]
     code = subprocess.call([*command, *(list(ctx.args) or ["-h"])])
     raise typer.Exit(code)
+
+
+deploy_app = typer.Typer(help="Files for running screener's rockets on a cluster (FireWorks).")
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("launchpad")
+def deploy_launchpad(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="where to write them (default: the data dir)")
+    ] = None,
+) -> None:
+    """Write my_launchpad.yaml, my_fworker.yaml and my_qadapter.yaml for the store in use.
+
+    The qadapter comes from the queue_* settings (Slurm); `qlaunch -l ... -w ... -q ... -r
+    rapidfire` submits jobs with them, as the daemon's slurm launcher does.
+    """
+    from screener.jobs.queue import write_deploy_files
+    from screener.settings import load_settings
+    from screener.store import open_store
+
+    settings = load_settings()
+    with open_store(settings, readonly=True) as store:
+        paths = write_deploy_files(store, directory or settings.data_dir)
+    for path in paths:
+        out.print(str(path), soft_wrap=True)
 
 
 db_app = typer.Typer(help="The local database server of the data directory (SecantusDB).")

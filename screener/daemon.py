@@ -47,6 +47,9 @@ from screener.store.server import pid_alive
 
 log = logging.getLogger(__name__)
 
+LAUNCHERS = ("local", "external", "slurm")
+SIGNALS = ("SIGTERM", "SIGINT")
+
 
 class LeaseHeldError(ScreenerError):
     exit_code = 3
@@ -158,6 +161,9 @@ class Daemon:
         budget: int | None = None,
         strategy: str = "target-window",
         host_workers: bool | None = None,
+        launcher: str | None = None,
+        drain: bool = False,
+        drain_poll_s: float = 5.0,
         seed: int = 0,
         emit: Callable[[dict], None] | None = None,
     ) -> None:
@@ -186,7 +192,22 @@ class Daemon:
         if self.interval < 0:
             raise InputError(f"--interval must be >= 0 (got {self.interval})")
         self.strategy = strategy
-        self.host_workers = settings.launcher == "local" if host_workers is None else host_workers
+        self.launcher = launcher or settings.launcher
+        if self.launcher not in LAUNCHERS:
+            raise InputError(f"unknown launcher '{self.launcher}' (one of: {', '.join(LAUNCHERS)})")
+        if host_workers and self.launcher == "slurm":
+            raise InputError("rockets run in Slurm jobs with the slurm launcher, not in the daemon")
+        if host_workers is None:
+            host_workers = self.launcher == "local"
+        self.host_workers = host_workers
+        self.slurm = None
+        if self.launcher == "slurm":
+            from screener.jobs.slurm import SlurmLauncher, slurm_jobs
+
+            slurm_jobs()  # fails now, with a clear message, when Slurm does not answer
+            self.slurm = SlurmLauncher(store)
+        self.drain = drain
+        self.drain_poll_s = drain_poll_s
         self.seed = seed
         self.emit = emit or _print_line
         self.stop_reason: str | None = None
@@ -232,6 +253,8 @@ class Daemon:
                 else:
                     self.lease.beat("sleeping")
                     self._sleep(self.interval)
+            if self.drain and self.stop_reason not in SIGNALS:
+                self._drain()
         finally:
             self.lease.release()
             for sig, handler in previous:
@@ -243,6 +266,47 @@ class Daemon:
 
     def _sleep(self, seconds: float) -> None:
         self._wake.wait(seconds)
+
+    def _drain(self) -> None:
+        """After the last cycle: run, or wait for, the submitted jobs until each is done or
+        failed, ingesting as they finish (a signal stops the wait)."""
+        from screener.jobs.ingest import ingest
+        from screener.jobs.submit import reconcile
+        from screener.jobs.workers import rerun_lost, run_workers
+
+        started, passes, ingested = time.perf_counter(), 0, 0
+        reason = self.stop_reason
+        self.stop_reason = None
+        while self.stop_reason is None:
+            self.lease.beat("draining")
+            reconcile(self.store)
+            if self.host_workers:
+                run_workers(
+                    self.store,
+                    on_rocket=lambda n: self.lease.beat("draining"),
+                    should_stop=lambda: self.stop_reason is not None,
+                )
+            else:
+                rerun_lost(self.store.launchpad(), self.store.settings.lostrun_hours)
+            if self.slurm is not None:
+                self.slurm.top_up(self.max_queued)
+            ingested += sum(ingest(self.store).values())
+            passes += 1
+            if job_counts(self.space, self.profile)["queued"] == 0:
+                break
+            self._sleep(self.drain_poll_s)
+        jobs = job_counts(self.space, self.profile)
+        self.emit(
+            {
+                "event": "drained",
+                "space": self.space,
+                "seconds": round(time.perf_counter() - started, 1),
+                "passes": passes,
+                "jobs": jobs,
+                "complete": jobs["queued"] == 0,
+            }
+        )
+        self.stop_reason = self.stop_reason or reason
 
     def cycle(self) -> dict[str, Any]:
         """One cycle; returns its record (also stored as a Cycle document and emitted)."""
@@ -326,6 +390,8 @@ class Daemon:
                 k: v for k, v in worked.items() if k not in ("rockets", "lost_reruns")
             }
             counts["lost_reruns"] = worked.get("lost_reruns", 0)
+        if self.slurm is not None and self.stop_reason is None:
+            counts["slurm"] = self.slurm.top_up(self.max_queued).as_dict()
         step("workers")
 
         jobs = job_counts(self.space, self.profile)

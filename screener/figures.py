@@ -75,24 +75,20 @@ def map_figure(emap: EnergyMap, *, density_above: int = DENSITY_ABOVE) -> go.Fig
             if not points:
                 continue
             kind = go.Scattergl if len(emap.points) > WEBGL_ABOVE else go.Scatter
+            # numpy arrays: plotly validates them whole, lists element by element (10x slower)
+            custom = np.empty((len(points), 6), dtype=object)
+            custom[:] = [
+                (p.surface, p.bulk_formula, _miller(p.miller), p.termination, p.x_std, p.y_std)
+                for p in points
+            ]
             fig.add_trace(
                 kind(
-                    x=[p.x for p in points],
-                    y=[p.y for p in points],
+                    x=np.fromiter((p.x for p in points), float, len(points)),
+                    y=np.fromiter((p.y for p in points), float, len(points)),
                     mode="markers",
                     name=name,
                     marker={"color": color, "size": 7, "opacity": 0.8},
-                    customdata=[
-                        [
-                            p.surface,
-                            p.bulk_formula,
-                            _miller(p.miller),
-                            p.termination,
-                            p.x_std,
-                            p.y_std,
-                        ]
-                        for p in points
-                    ],
+                    customdata=custom,
                     hovertemplate=(
                         "%{customdata[1]} %{customdata[2]} %{customdata[3]}<br>"
                         f"{x.adsorbate} %{{x:.3f}} +- %{{customdata[4]:.3f}} eV<br>"

@@ -33,7 +33,7 @@ from screener.store.documents import Calculation, Cycle, Job
 
 T = TypeVar("T")
 
-CACHE_TTL_S = 10.0  # a cached view is rebuilt after this long (the overview's refresh)
+CACHE_TTL_S = 10.0  # a view cached without a key of what it depends on is rebuilt this often
 SYMBOL = re.compile(r"[A-Z][a-z]?")
 CALCULATION_KINDS = ("gas", "bulk", "slab", "adslab")
 
@@ -209,7 +209,7 @@ def candidate_rows(
         return surface_energies(space, adsorbate, profile)
 
     stamp = _model_stamp(space, adsorbate, profile)
-    per_surface = _cached(("energies", space, adsorbate, profile, stamp), energies)
+    per_surface = _cached(("energies", space, adsorbate, profile, stamp), energies, ttl=None)
     info = surface_index(space)
 
     def build() -> list[CandidateRow]:
@@ -241,7 +241,7 @@ def candidate_rows(
         return rows
 
     key = ("candidates", space, adsorbate, profile, stamp, target, window, len(info))
-    return _cached(key, build), target, window, profile
+    return _cached(key, build, ttl=None), target, window, profile
 
 
 def candidate_page(
@@ -276,6 +276,15 @@ def filter_candidates(rows: Sequence[CandidateRow], query: CandidateQuery) -> li
     if query.sort_by != "distance" or query.descending:
         kept.sort(key=lambda r: getattr(r, query.sort_by), reverse=query.descending)
     return kept
+
+
+def warm_up(space: str) -> None:
+    """Build the cached views of a space that pages over every surface read (its surface index
+    and, per adsorbate, its energies and default candidate ranking): the dashboard does this in
+    the background, so a page finds them ready."""
+    surface_index(space)
+    for adsorbate in get_space(space).adsorbates:
+        candidate_rows(space, adsorbate)
 
 
 # -- the map ------------------------------------------------------------------------------------
@@ -332,6 +341,7 @@ def energy_map(
         per[adsorbate] = _cached(
             ("energies", space, adsorbate, profile, stamp),
             lambda a=adsorbate: surface_energies(space, a, profile),
+            ttl=None,
         )
     info = surface_index(space)
     points = []
@@ -638,16 +648,14 @@ def surface_view(
     surface = Surface._get_collection().find_one({"key": surface_key}, {"structure": 0})
     if surface is None or surface.get("bulk") not in set(doc.bulks):
         raise InputError(f"space '{space}' has no surface '{surface_key}'")
-    info = surface_index(space).get(str(surface["_id"]))
-    if info is None:  # seeded since the index was built
-        info = SurfaceInfo(
-            str(surface["_id"]),
-            surface["key"],
-            surface.get("bulk_formula") or "",
-            tuple(sorted(set(SYMBOL.findall(surface.get("bulk_formula") or "")))),
-            tuple(surface.get("miller") or ()),
-            str(surface.get("termination") or ""),
-        )
+    info = SurfaceInfo(
+        str(surface["_id"]),
+        surface["key"],
+        surface.get("bulk_formula") or "",
+        tuple(sorted(set(SYMBOL.findall(surface.get("bulk_formula") or "")))),
+        tuple(int(i) for i in surface.get("miller") or ()),
+        str(surface.get("termination") or ""),
+    )
     profile = profile or default_profile(space)
     projection = {"adsorbate": 1, "site_type": 1, "binding_elements": 1, "position_key": 1}
     sites = list(

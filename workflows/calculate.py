@@ -171,6 +171,7 @@ def run_optimizer(
     *,
     workdir: str | Path,
     deadline: float | None = None,
+    slow_steps: float = 0.0,
     agree: Callable[[bool], bool] | None = None,
 ) -> dict[str, Any]:
     """Relax ``atoms`` (calculator attached) as ``relax`` settings say; shared by all codes.
@@ -185,6 +186,8 @@ def run_optimizer(
         Where the trajectory (:data:`TRAJECTORY`) and optimizer log (:data:`LOGFILE`) go.
     deadline
         ``time.monotonic()`` value after which no further ionic step is started.
+    slow_steps
+        Seconds to wait after each ionic step (fault tests only: see :func:`slow_steps_for`).
     agree
         Makes a stop decision collective (under MPI: rank 0's decision broadcast to all ranks).
 
@@ -216,6 +219,8 @@ def run_optimizer(
         for converged in opt.irun(fmax=float(relax["fmax"]), steps=steps):
             if converged:
                 break
+            if slow_steps:
+                time.sleep(slow_steps)
             if deadline is not None and agree(time.monotonic() > deadline):
                 raise CalculationError(
                     f"walltime exhausted after {opt.nsteps} ionic steps "
@@ -277,7 +282,21 @@ def gpaw_environment() -> dict[str, str]:
     return env
 
 
-def _last_frame(path: Path) -> Atoms | None:
+SLOW_STEPS_ENV = "SCREENER_TEST_SLOW_STEPS"
+
+
+def slow_steps_for(kind: str) -> float:
+    """Seconds to wait after each EMT ionic step of ``kind``, from ``SCREENER_TEST_SLOW_STEPS``
+    (``adslab:5``): fault tests use it to have a job still running when Slurm kills it."""
+    value = os.environ.get(SLOW_STEPS_ENV, "")
+    wanted, _, seconds = value.partition(":")
+    try:
+        return float(seconds) if wanted == kind else 0.0
+    except ValueError:
+        return 0.0
+
+
+def last_frame(path: Path) -> Atoms | None:
     """Last readable frame of a trajectory, or None."""
     if not path.exists():
         return None
@@ -335,7 +354,7 @@ def _relax_gpaw(
             raise CalculationError(
                 f"GPAW still running {timeout:.0f} s after start (walltime {walltime} s); killed",
                 reason="walltime",
-                last_atoms=_last_frame(trajectory),
+                last_atoms=last_frame(trajectory),
             ) from None
         except BaseException:
             _kill_group(proc)
@@ -345,7 +364,7 @@ def _relax_gpaw(
             f"GPAW exited with code {returncode} without a result; "
             f"output ends: {_tail(workdir / GPAW_STDOUT)}",
             reason="crash",
-            last_atoms=_last_frame(trajectory),
+            last_atoms=last_frame(trajectory),
         )
     data = json.loads(out_path.read_text())
     if not data["ok"]:
@@ -438,7 +457,13 @@ def relax(
         work.calc = EMT()
         deadline = None if walltime is None else start + walltime
         with _one_blas_thread():
-            outcome = run_optimizer(work, settings["relax"], workdir=workdir, deadline=deadline)
+            outcome = run_optimizer(
+                work,
+                settings["relax"],
+                workdir=workdir,
+                deadline=deadline,
+                slow_steps=slow_steps_for(kind),
+            )
         outcome.update(magmoms=None, code_versions=code_versions(), ranks=1)
     elif prof.code == "gpaw":
         remaining = None if walltime is None else walltime - (time.monotonic() - start)
@@ -466,3 +491,17 @@ def relax(
         "magmoms": outcome["magmoms"],
         "ranks": outcome["ranks"],
     }
+
+
+def last_geometry(launch_dir: str | Path, kind: str) -> Atoms | None:
+    """The last geometry a step of ``kind`` reached in an earlier launch directory (its newest
+    try's trajectory), or None: how a rerun of a killed job resumes."""
+    tries = sorted(
+        Path(launch_dir).glob(f"{kind}/try*/{TRAJECTORY}"),
+        key=lambda p: int(p.parent.name[3:]) if p.parent.name[3:].isdigit() else 0,
+    )
+    for path in reversed(tries):
+        atoms = last_frame(path)
+        if atoms is not None:
+            return atoms
+    return None

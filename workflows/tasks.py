@@ -24,7 +24,7 @@ from typing import Any
 from fireworks import FiretaskBase, FWAction, explicit_serialize
 
 from workflows.adsorption import gas_molecule
-from workflows.calculate import CalculationError, relax
+from workflows.calculate import CalculationError, last_geometry, relax
 from workflows.chain import adslab_outcome, adslab_start, slab_flags, slab_start
 from workflows.handlers import first_attempt, next_attempt
 from workflows.structures import atoms_from_dict, atoms_to_dict
@@ -52,15 +52,21 @@ def relax_with_retries(
     max_tries: int = 3,
     inject: list[str] | None = None,
     prerelax: bool = False,
+    resume: CalculationError | None = None,
 ) -> tuple[dict[str, Any], list[dict]]:
     """Relax through the retry ladder; returns (result, history) or raises StepFailed.
 
     ``inject`` (tests only) makes the first tries fail with the given reasons before any
     calculation starts, to exercise each rung of the ladder.
+
+    ``resume`` (a rerun of a step whose job was killed: its reason, ``walltime`` or ``crash``,
+    and the last geometry it reached) enters the ladder as a failure of the first try.
     """
-    if prerelax:
-        atoms, prerelaxed = emt_prerelax(atoms, profile, kind, workdir=workdir / "prerelax")
     attempt = first_attempt()
+    if resume is not None:
+        attempt = next_attempt(resume, attempt, max_tries=max_tries) or attempt
+    elif prerelax:
+        atoms, prerelaxed = emt_prerelax(atoms, profile, kind, workdir=workdir / "prerelax")
     while True:
         start = atoms_from_dict(attempt["atoms"]) if attempt.get("atoms") else atoms
         number = attempt["try"]
@@ -79,7 +85,7 @@ def relax_with_retries(
                 ranks=ranks,
                 overrides=attempt.get("overrides") or None,
             )
-            if prerelax:
+            if prerelax and resume is None:
                 result["prerelax"] = prerelaxed
             return result, attempt["history"]
         except CalculationError as error:
@@ -130,6 +136,17 @@ class _RelaxStep(FiretaskBase):
 
     def run_task(self, fw_spec: dict) -> FWAction:
         atoms, context = self.structure(fw_spec)
+        resume = None
+        earlier = fw_spec.get("_screener_resume") or {}
+        if earlier.get("dir"):  # a rerun of a step whose job was killed: go on from its geometry
+            last = last_geometry(earlier["dir"], self.kind)
+            if last is not None:
+                reason = earlier.get("reason") or "crash"
+                resume = CalculationError(
+                    f"job ended ({earlier.get('slurm_state', 'killed')})",
+                    reason=reason,
+                    last_atoms=last,
+                )
         result, history = relax_with_retries(
             atoms,
             self["profile"],
@@ -140,6 +157,7 @@ class _RelaxStep(FiretaskBase):
             max_tries=int(self.get("max_tries", 3)),
             inject=self.get("inject_failures"),
             prerelax=bool(self.get("prerelax", False)),
+            resume=resume,
         )
         record, update = self.outputs(fw_spec, result, context)
         record.update(

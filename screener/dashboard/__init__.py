@@ -10,6 +10,9 @@ daemon), which need ``SCREENER_DASHBOARD_TOKEN``.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,14 @@ from screener.store import Store
 
 REFRESH_S = 10.0  # the overview refreshes itself this often
 
+log = logging.getLogger(__name__)
 
-def create_app(store: Store, settings: ScreenerSettings, *, refresh_s: float = REFRESH_S) -> Any:
-    """The Dash app on an open store (its Flask server is ``app.server``)."""
+
+def create_app(
+    store: Store, settings: ScreenerSettings, *, refresh_s: float = REFRESH_S, warm: bool = True
+) -> Any:
+    """The Dash app on an open store (its Flask server is ``app.server``); with ``warm``, a
+    background thread keeps the views of every space built (:func:`screener.views.warm_up`)."""
     from dash import Dash, dcc, html
 
     from screener.dashboard.api import blueprint
@@ -65,4 +73,21 @@ def create_app(store: Store, settings: ScreenerSettings, *, refresh_s: float = R
         ]
     )
     register(app, store, settings, refresh_s)
+    if warm:
+        threading.Thread(target=_keep_warm, args=(refresh_s,), daemon=True).start()
     return app
+
+
+def _keep_warm(every_s: float) -> None:
+    """Rebuild, in the background, the per-space views a page over every surface reads, as
+    soon as a model or a result changes them (a million-site space takes seconds)."""
+    from screener import views
+    from screener.store import ElementSpace
+
+    while True:
+        try:
+            for space in ElementSpace.objects.only("name"):
+                views.warm_up(space.name)
+        except Exception:  # a page shows the error; warming must not die of it
+            log.exception("warming the dashboard's views failed")
+        time.sleep(every_s)

@@ -62,8 +62,12 @@ def build_workflow(
     max_tries: int,
     inject: dict[str, list[str]] | None = None,
     prerelax: bool = False,
+    small_ranks: int | None = None,
 ) -> Workflow:
-    """gas(es) + bulk -> slab -> adslab for one site; shared steps carry identical specs."""
+    """gas(es) + bulk -> slab -> adslab for one site; shared steps carry identical specs.
+
+    ``small_ranks`` (when set): MPI ranks of the gas, bulk and slab steps, which then run in
+    small allocations of their own; the adsorbate+slab step gets ``ranks``."""
     surface = Surface.objects.get(id=site.surface.id)
     bulk = Bulk.objects.get(id=site.bulk.id)
     keys = step_keys(site, surface, bulk, profile)
@@ -73,7 +77,7 @@ def build_workflow(
         extra = {"inject_failures": inject[kind]} if kind in inject else {}
         return {
             "profile": profile,
-            "ranks": ranks,
+            "ranks": ranks if kind == "adslab" or small_ranks is None else small_ranks,
             "max_tries": max_tries,
             "prerelax": prerelax,
             **extra,
@@ -219,12 +223,38 @@ def submit_batch(
         pending.append((number, site, job))
     crash_point("after-ledger")
     for number, site, job in pending:
-        results[number] = _launch(site, job, profile, store, inject)
+        results[number] = _launch(site, job, profile, store, inject, rank=number)
     return [results[n] for n in range(len(sites))]
 
 
+PRIORITY_TOP = 1000  # FireWorks runs the highest _priority first: the batch's best site gets this
+
+
+def route_workflow(workflow: Workflow, job: Job, settings: Any, rank: int | None) -> Workflow:
+    """Decorate a site's workflow with atomate's powerups: queue allocations (gas, bulk and slab
+    steps small, the adsorbate+slab step the full one), priority by the site's rank in its batch
+    (the best first) and tags (space, cycle, model version) that ``lpad`` can select by."""
+    from atomate.common.powerups import add_priority, add_tags, set_queue_adapter
+
+    from screener.jobs.queue import allocation
+
+    set_queue_adapter(workflow, allocation(settings, "small"))
+    set_queue_adapter(workflow, allocation(settings, "full"), fw_name_constraint="adslab:")
+    priority = PRIORITY_TOP - rank if rank is not None else PRIORITY_TOP // 2
+    add_priority(workflow, max(1, priority))
+    version = (job.predicted or {}).get("model_version")
+    tags = [f"space:{job.space}", f"cycle:{job.cycle}", f"model:{job.adsorbate}-v{version}"]
+    add_tags(workflow, tags if job.space else [f"job:{job.key}"])
+    return workflow
+
+
 def _launch(
-    site: Site, job: Job, profile: str, store: Store, inject: dict[str, list[str]] | None
+    site: Site,
+    job: Job,
+    profile: str,
+    store: Store,
+    inject: dict[str, list[str]] | None,
+    rank: int | None = None,
 ) -> Submission:
     """Add the workflow of a ledgered job unless FireWorks already has it; mark it submitted."""
     launchpad = store.launchpad()
@@ -242,7 +272,11 @@ def _launch(
             max_tries=store.settings.max_tries,
             inject=inject,
             prerelax=store.settings.prerelax,
+            small_ranks=store.settings.queue_small_ranks
+            if store.settings.launcher == "slurm"
+            else None,
         )
+        route_workflow(workflow, job, store.settings, rank)
         fw_ids = sorted(launchpad.add_wf(workflow).values())
     else:  # the previous submitter died after adding the workflow: record what is there
         workflow_doc = launchpad.workflows.find_one({"nodes": found[0]}, {"nodes": 1})

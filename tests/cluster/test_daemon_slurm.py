@@ -1,0 +1,73 @@
+"""The daemon in cluster mode on the local Slurm: it submits, Slurm runs the rockets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+
+import pytest
+
+from tests.conftest import env_of
+from tests.test_cli import SCREENER, run
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def _sacct_names(since: str) -> Counter:
+    out = subprocess.run(
+        ["sacct", "-c", "-S", since, "-P", "-n", "-o", "JobID,JobName,State"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return Counter(
+        (line.split("|")[1], line.split("|")[2].split()[0]) for line in out.splitlines() if line
+    )
+
+
+def test_run_with_the_slurm_launcher_runs_rockets_as_slurm_jobs(slurm, settings):
+    from screener.store import open_store
+    from screener.store.documents import Calculation, Job
+
+    env = env_of(settings)
+    run(env, "seed", "--elements", "Cu", "--adsorbates", "CO", "--max-miller", "1")
+    since = subprocess.run(
+        ["date", "+%Y-%m-%dT%H:%M:%S"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    proc = subprocess.run(
+        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1"]
+        + ["--batch", "2", "--launcher", "slurm", "--drain", "--interval", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    cycle = next(e for e in events if e["event"] == "cycle")
+    assert cycle["counts"]["submitted"] == 2
+    assert "rockets" not in cycle["counts"]  # nothing ran in the daemon's process
+    drained = next(e for e in events if e["event"] == "drained")
+    assert drained["complete"] and drained["jobs"]["done"] == 2
+
+    with open_store(settings, readonly=True) as store:
+        assert Counter(j.state for j in Job.objects) == {"done": 2}
+        keys = [c["key"] for c in Calculation._get_collection().find({}, {"key": 1})]
+        assert len(keys) == len(set(keys))  # every result stored once
+        kinds = Counter(k.split(":")[0] for k in keys)
+        assert kinds["adslab"] == 2 and kinds["gas"] == 1 and kinds["bulk"] == 1
+        fireworks = list(store.launchpad().fireworks.find({}, {"spec": 1, "name": 1}))
+    # every firework ran as its own Slurm job, and sacct -c lists it as completed
+    jobs = _sacct_names(since)
+    completed = sum(n for (name, state), n in jobs.items() if state == "COMPLETED")
+    ran = {fw["name"] for fw in fireworks}
+    assert completed >= len(ran), (jobs, ran)
+    # routing through atomate's powerups: allocations, priority, tags
+    for fw in fireworks:
+        spec = fw["spec"]
+        want = settings.mpi_ranks if fw["name"].startswith("adslab:") else 1
+        assert spec["_queueadapter"]["ntasks"] == want, fw["name"]
+        assert spec["_priority"] >= 1
+        assert "space:Cu" in spec["tags"] and any(t.startswith("cycle:") for t in spec["tags"])

@@ -1,0 +1,105 @@
+"""Faults the scheduler brings, on the local Slurm: a walltime kill and an scancel.
+
+The adsorbate+slab steps are slowed (``SCREENER_TEST_SLOW_STEPS``: seconds after each EMT ionic
+step) so that their job is still running when Slurm ends it.  Each test then checks the kill -9
+test's invariants: every job done once, every calculation stored once, and the killed step
+finished from the geometry its killed job reached (its retry history says so).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from tests.conftest import env_of
+from tests.test_cli import SCREENER, run
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _states(since: str) -> Counter:
+    out = subprocess.run(
+        ["sacct", "-c", "-S", since, "-P", "-n", "-o", "JobID,JobName,State"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return Counter(line.split("|")[2].split()[0] for line in out.splitlines() if line)
+
+
+def _daemon(env: dict[str, str], *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1"]
+        + ["--batch", "1", "--launcher", "slurm", "--drain", "--interval", "0", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _check_once_and_resumed(settings, reason: str) -> None:
+    from screener.store import open_store
+    from screener.store.documents import Calculation, Job
+
+    with open_store(settings, readonly=True):
+        assert Counter(j.state for j in Job.objects) == {"done": 1}
+        calcs = list(Calculation._get_collection().find({}, {"key": 1, "kind": 1, "history": 1}))
+        keys = [c["key"] for c in calcs]
+        assert len(keys) == len(set(keys))
+        [adslab] = [c for c in calcs if c["kind"] == "adslab"]
+    first = (adslab.get("history") or [{}])[0]
+    assert first.get("reason") == reason, adslab.get("history")
+    assert first.get("action") == "continue from last geometry", adslab.get("history")
+
+
+def _seed(settings) -> dict[str, str]:
+    env = env_of(settings)
+    run(env, "seed", "--elements", "Cu", "--adsorbates", "H", "--max-miller", "1")
+    return env
+
+
+def test_a_job_killed_at_its_walltime_resumes_from_its_last_geometry(slurm, settings):
+    env = _seed(settings)
+    env.update(SCREENER_QUEUE_WALLTIME="00:01:00", SCREENER_TEST_SLOW_STEPS="adslab:7")
+    since = _now()
+    proc = _daemon(env)
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    drained = [json.loads(line) for line in out.splitlines() if '"drained"' in line]
+    assert drained and drained[0]["complete"], out[-2000:]
+    assert _states(since)["TIMEOUT"] >= 1  # Slurm did end a job at its time limit
+    _check_once_and_resumed(settings, "walltime")
+
+
+def test_an_scancelled_running_job_is_rerun_from_its_last_geometry(slurm, settings):
+    env = _seed(settings)
+    env.update(SCREENER_TEST_SLOW_STEPS="adslab:3")
+    since = _now()
+    proc = _daemon(env)
+    deadline, cancelled = time.monotonic() + 300, None
+    while cancelled is None and time.monotonic() < deadline:
+        listed = subprocess.run(
+            ["squeue", "-h", "-o", "%i|%j|%T|%M"], capture_output=True, text=True, timeout=30
+        ).stdout
+        for line in listed.splitlines():
+            job, name, state, elapsed = line.split("|")
+            if name.startswith("adslab") and state == "RUNNING" and elapsed >= "0:15":
+                subprocess.run(["scancel", job], check=True, timeout=30)
+                cancelled = job
+                break
+        time.sleep(1)
+    assert cancelled, "no adsorbate+slab job ran long enough to be cancelled"
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    assert _states(since)["CANCELLED"] >= 1
+    _check_once_and_resumed(settings, "crash")
