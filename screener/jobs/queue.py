@@ -23,6 +23,8 @@ KINDS = ("small", "full")
 LAUNCHPAD_FILE = "my_launchpad.yaml"
 FWORKER_FILE = "my_fworker.yaml"
 QADAPTER_FILE = "my_qadapter.yaml"
+#: the job script: FireWorks' Slurm template's keys that screener sets, and --no-requeue
+SLURM_TEMPLATE = Path(__file__).with_name("slurm_template.txt")
 
 
 def allocation(settings: ScreenerSettings, kind: str) -> dict[str, int]:
@@ -103,6 +105,7 @@ def qadapter_spec(
     spec: dict[str, Any] = {
         "_fw_name": "CommonAdapter",
         "_fw_q_type": "SLURM",
+        "_fw_template_file": str(SLURM_TEMPLATE),
         "rocket_launch": (
             f"{rlaunch_program()} -l {where / LAUNCHPAD_FILE} -w {where / FWORKER_FILE} singleshot"
         ),

@@ -80,6 +80,23 @@ def slurm_final_state(job_id: str) -> str:
     return "unknown"
 
 
+ORPHAN_RESERVATION_S = 120.0  # a reservation is given its job id within a second of sbatch
+
+
+def _age_s(launch: dict[str, Any]) -> float:
+    """Seconds since the launch's last state change (FireWorks records ISO times in UTC)."""
+    import datetime as dt
+
+    history = launch.get("state_history") or [{}]
+    stamp = history[-1].get("updated_on") or history[-1].get("created_on")
+    if not stamp:
+        return 0.0
+    when = dt.datetime.fromisoformat(str(stamp))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return (dt.datetime.now(dt.timezone.utc) - when).total_seconds()
+
+
 def _reservation_id(launch: dict[str, Any]) -> str | None:
     for entry in launch.get("state_history") or ():
         if entry.get("reservation_id") is not None:
@@ -136,7 +153,11 @@ class SlurmLauncher:
         ):
             job = _reservation_id(launch)
             if job is None:
-                continue  # not (yet) a Slurm job of ours
+                # reserved, but no job id recorded: a launcher died between the two writes
+                if launch["state"] == "RESERVED" and _age_s(launch) > ORPHAN_RESERVATION_S:
+                    self.launchpad.cancel_reservation(launch["launch_id"])
+                    done.unreserved += 1
+                continue
             if job in alive:
                 done.in_flight += 1
                 continue

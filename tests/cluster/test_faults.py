@@ -103,3 +103,69 @@ def test_an_scancelled_running_job_is_rerun_from_its_last_geometry(slurm, settin
     assert proc.returncode == 0, err[-3000:]
     assert _states(since)["CANCELLED"] >= 1
     _check_once_and_resumed(settings, "crash")
+
+
+def test_node_down_and_back_with_the_daemon_killed_meanwhile(slurm, settings):
+    """The node goes DOWN with jobs queued and running, the daemon is killed -9 meanwhile; the
+    node returns, a new daemon drains: every job done once, every calculation stored once."""
+    import os
+    import signal
+
+    from screener.store import open_store
+    from screener.store.documents import Calculation, Job
+
+    env = _seed(settings)
+    env.update(SCREENER_TEST_SLOW_STEPS="adslab:2")
+    first = subprocess.Popen(
+        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1"]
+        + ["--batch", "3", "--launcher", "slurm", "--drain", "--interval", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # until an adsorbate+slab job runs
+        listed = subprocess.run(
+            ["squeue", "-h", "-o", "%j|%T"], capture_output=True, text=True, timeout=30
+        ).stdout
+        if any(n.startswith("adslab") and s == "RUNNING" for n, s in _pairs(listed)):
+            break
+        time.sleep(1)
+    else:
+        first.kill()
+        raise AssertionError("no adsorbate+slab job started")
+    scontrol = ["scontrol", "update", f"NodeName={slurm.node}"]
+    subprocess.run([*scontrol, "State=DOWN", "Reason=screener-test"], check=True, timeout=30)
+    try:
+        time.sleep(3)
+        os.kill(first.pid, signal.SIGKILL)
+        first.communicate(timeout=60)
+    finally:  # back (with ReturnToService=2 Slurm may already have returned it)
+        state = subprocess.run(
+            ["sinfo", "-h", "-N", "-n", slurm.node, "-o", "%T"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        if "down" in state or "drain" in state:
+            subprocess.run([*scontrol, "State=RESUME"], check=True, timeout=30)
+    # the lease of a killed daemon is taken over once its process is gone
+    second = subprocess.run(
+        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1"]
+        + ["--batch", "1", "--launcher", "slurm", "--drain", "--interval", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    with open_store(settings, readonly=True):
+        states = Counter(j.state for j in Job.objects)
+        keys = [c["key"] for c in Calculation._get_collection().find({}, {"key": 1})]
+    assert set(states) == {"done"} and states["done"] >= 3, states
+    assert len(keys) == len(set(keys))
+
+
+def _pairs(listed: str) -> list[tuple[str, str]]:
+    return [tuple(line.split("|", 1)) for line in listed.splitlines() if "|" in line]
