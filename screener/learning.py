@@ -273,11 +273,11 @@ def predict_chunked(surrogate, X: np.ndarray, settings, chunk: int = SCORE_CHUNK
         return np.column_stack([mean, std])
 
     out = blocks.map_blocks(block, chunks=(blocks.chunks[0], (2,)), dtype=float)
-    if settings.dask_scheduler:
-        from dask.distributed import Client
+    if settings.dask_scheduler or settings.dask_cluster == "slurm":
+        from screener.cluster import dask_client
 
-        with Client(settings.dask_scheduler, timeout="20s") as client:
-            result = client.compute(out).result()
+        with dask_client(settings, min(len(blocks.chunks[0]), max(1, settings.dask_workers))) as c:
+            result = c.compute(out).result()
     else:
         workers = settings.dask_workers or 1
         result = dask.compute(out, scheduler="threads", num_workers=workers)[0]

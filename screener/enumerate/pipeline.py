@@ -29,7 +29,6 @@ from screener.enumerate.fingerprint import (
 )
 from screener.enumerate.sites import SiteCandidate, find_sites
 from screener.enumerate.slabs import SlabParams, make_slabs
-from screener.errors import ScreenerError
 from screener.settings import ScreenerSettings
 from workflows.adsorbates import get_adsorbate, place_adsorbate
 from workflows.structures import atoms_from_dict, atoms_to_dict
@@ -155,8 +154,9 @@ Outcome = tuple[str, dict[str, Any] | None, str | None]  # (bulk key, result, er
 class Enumerator:
     """Runs :func:`enumerate_bulk` for many bulks; a context manager owning the dask client.
 
-    In this process when ``dask_workers`` is 0 and no scheduler is set; otherwise on a dask
-    cluster (the ``dask_scheduler`` address, or a local cluster of ``dask_workers`` processes).
+    In this process when ``dask_workers`` is 0 and no scheduler or Slurm cluster is set; otherwise
+    on a dask cluster (:func:`screener.cluster.dask_client`: the ``dask_scheduler`` address, a
+    Slurm cluster, or a local cluster of ``dask_workers`` processes).
     Entering connects (or starts the cluster), so an unreachable scheduler fails before the caller
     has written anything.
     """
@@ -165,43 +165,29 @@ class Enumerator:
         self.settings = settings
         self.n_tasks = n_tasks
         self.client: Any = None
-        self.cluster: Any = None
+        self._context: Any = None
 
     @property
     def in_process(self) -> bool:
-        return self.settings.dask_scheduler is None and self.settings.dask_workers == 0
+        return (
+            self.settings.dask_scheduler is None
+            and self.settings.dask_cluster == "local"
+            and self.settings.dask_workers == 0
+        )
 
     def __enter__(self) -> Enumerator:
         if self.n_tasks == 0 or self.in_process:
             return self
-        from dask.distributed import Client, LocalCluster
+        from screener.cluster import dask_client
 
-        # distributed sets its loggers to INFO when imported; keep them at the CLI's level
-        logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
-        address = self.settings.dask_scheduler
-        if address:
-            try:
-                self.client = Client(address, timeout="20s")
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise ScreenerError(
-                    f"cannot reach the dask scheduler at {address}: {exc}"
-                ) from None
-        else:
-            self.cluster = LocalCluster(
-                n_workers=max(1, min(self.settings.dask_workers, self.n_tasks)),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
-            self.client = Client(self.cluster)
+        self._context = dask_client(self.settings, min(self.settings.dask_workers, self.n_tasks))
+        self.client = self._context.__enter__()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        if self._context is not None:
+            self._context.__exit__(*exc_info)
+            self._context = self.client = None
 
     def run(
         self, tasks: list[Task], adsorbates: list[str], params: SlabParams
