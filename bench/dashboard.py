@@ -10,8 +10,10 @@ both levels) and ``--jobs`` jobs on random sites, two thirds done with a calcula
 prediction stored on the job as the loop stores it.
 
 Timed per page, what its callbacks run on the server, figures serialised to JSON as Dash sends
-them, the views' cache emptied before each call ("cold": a first render) and not ("warm": the
-same page again within the refresh interval):
+them, twice: "cold", with the views' cache emptied first (nothing computed yet: the dashboard
+just started), and "after warm-up", once :func:`screener.views.warm_up` has built what the
+dashboard's background thread keeps built (surface index, per-surface energies, default
+rankings); the warm-up itself is timed too:
 
 * overview: :func:`screener.dashboard.pages.overview_content` (status, jobs, cycles, FireWorks);
 * candidates: the first page of 100 rows (CO, default target and window, nearest first);
@@ -23,8 +25,10 @@ same page again within the refresh interval):
 
 The baseline, measured in the same run at each size: raw pymongo reads of the documents a
 page over every surface cannot avoid (the space's surfaces projected to their key, one query
-per bulk, and the per-surface prediction chunks of one adsorbate).  Each page prints its time,
-its ratio to that baseline, and its ratio to the issue's target (1 s at 100k sites, 3 s at 1M).
+per bulk, and the per-surface prediction chunks of one adsorbate).  Each page prints its times,
+the cold time's ratio to that baseline, and both times' ratios to the issue's target (1 s at
+100k sites, 3 s at 1M).  ``--keep`` keeps the data directory; ``--reuse DIR`` times the pages
+again on one (no build).
 
     .venv/bin/python bench/dashboard.py --sizes 10000,100000        # a few minutes
     .venv/bin/python bench/dashboard.py                              # with 1M: about 30 minutes

@@ -3,6 +3,7 @@ honest empty panels, atomic write, summary; and the demo's helpers on its data."
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -205,10 +206,20 @@ def _read(path: Path) -> tuple[str, _Page]:
     return text, page
 
 
+def _decoded(value):
+    """A figure array as a list: plotly writes numpy arrays as {"dtype", "bdata"} (base64)."""
+    if isinstance(value, dict) and "bdata" in value:
+        import numpy as np
+
+        raw = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return raw.reshape(value["shape"]).tolist() if "shape" in value else raw.tolist()
+    return value
+
+
 def _trace(fig: dict, name: str) -> dict:
     found = [t for t in fig["data"] if t.get("name") == name]
     assert len(found) == 1, [t.get("name") for t in fig["data"]]
-    return found[0]
+    return {k: _decoded(v) for k, v in found[0].items()}
 
 
 # -- tests ---------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ def overview_content(store: Store) -> list[Any]:
         )
         cycles = recent_cycles(name)
         if cycles:
-            steps = sorted({k for c in cycles for k in c.timings})
+            steps = list(dict.fromkeys(k for c in reversed(cycles) for k in c.timings))
             cycle_blocks += [
                 html.H4(f"{name}: last cycles"),
                 _table(

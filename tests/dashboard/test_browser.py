@@ -128,9 +128,10 @@ def _traces(driver, graph_id: str) -> list[dict]:
     """The traces plotly drew in a graph: type, name and number of points."""
     script = """
     const el = document.querySelector(arguments[0] + ' .js-plotly-plot');
-    if (!el || !el.data) return null;
-    return el.data.map(t => ({type: t.type || 'scatter', name: t.name || '',
-                              n: (t.x || []).length}));
+    if (!el || !el._fullData) return null;
+    // _fullData: the traces as plotly drew them (numpy arrays arrive base64-encoded in data)
+    return el._fullData.map(t => ({type: t.type || 'scatter', name: t.name || '',
+                                   n: t._length ?? (t.x || []).length}));
     """
     return driver.execute_script(script, f"#{graph_id}") or []
 
