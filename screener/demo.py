@@ -34,7 +34,7 @@ def how_to_gpaw(space: str, elements: str) -> str:
         f"screener seed --elements {elements}\n"
         f"screener run --space {space} --calculator gpaw      # the daemon (SIGTERM stops it)\n"
         f"screener candidates --space {space} --adsorbate CO --calculator gpaw\n"
-        "# on a cluster: SCREENER_MONGO_URI=mongodb://... and qlaunch with deploy/fireworks/*"
+        "# on a cluster: SCREENER_MONGO_URI=mongodb://... and --launcher slurm (docs/cluster.md)"
     )
 
 
