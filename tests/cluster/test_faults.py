@@ -116,6 +116,7 @@ def test_node_down_and_back_with_the_daemon_killed_meanwhile(slurm, settings):
 
     env = _seed(settings)
     env.update(SCREENER_TEST_SLOW_STEPS="adslab:2")
+    since = _now()
     first = subprocess.Popen(
         [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1"]
         + ["--batch", "3", "--launcher", "slurm", "--drain", "--interval", "0"],
@@ -162,8 +163,21 @@ def test_node_down_and_back_with_the_daemon_killed_meanwhile(slurm, settings):
     assert second.returncode == 0, second.stderr[-3000:]
     with open_store(settings, readonly=True):
         states = Counter(j.state for j in Job.objects)
+        reasons = [(j.key, j.state, j.reason) for j in Job.objects if j.state != "done"]
         keys = [c["key"] for c in Calculation._get_collection().find({}, {"key": 1})]
-    assert set(states) == {"done"} and states["done"] >= 3, states
+        failed = list(
+            Calculation._get_collection().find(
+                {"state": "failed"}, {"key": 1, "reason": 1, "history": 1}
+            )
+        )
+    jobs = subprocess.run(
+        ["sacct", "-c", "-S", since, "-P", "-n", "-o", "JobID,JobName,State,ExitCode"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    # enough to tell from a CI log which job did not finish, and how Slurm ended it
+    assert set(states) == {"done"} and states["done"] >= 3, (states, reasons, failed, jobs)
     assert len(keys) == len(set(keys))
 
 
