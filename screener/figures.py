@@ -9,7 +9,7 @@ dashboard and the HTML report.
 * :func:`learning_curve_figure`: prospective MAE and 90% coverage per cycle against the
   calculations done.
 * :func:`calibration_figure`: observed against nominal coverage of the predicted intervals.
-* :func:`hits_figure`: prospective results found in the target window against the
+* :func:`hits_figure`: results found in the target window against the
   calculations done, per adsorbate.
 * :func:`structure_figure`: a slab + adsorbate in 3D (atoms coloured as Jmol does, metal bonds
   from :mod:`workflows.bonding`).
@@ -229,7 +229,7 @@ def hits_figure(series: Mapping[str, Sequence[HitPoint]]) -> go.Figure:
     """
     drawn = {a: points for a, points in series.items() if points}
     if not drawn:
-        return empty_figure("no calculation with a stored prediction yet")
+        return empty_figure("no calculation yet")
     fig = go.Figure(layout={**LAYOUT, "title": "results in the target window found so far"})
     for adsorbate, points in drawn.items():
         fig.add_trace(
@@ -244,7 +244,7 @@ def hits_figure(series: Mapping[str, Sequence[HitPoint]]) -> go.Figure:
                 "<extra></extra>",
             )
         )
-    fig.update_xaxes(title="calculations done (with a stored prediction)")
+    fig.update_xaxes(title="calculations done")
     fig.update_yaxes(title="in the target window", rangemode="tozero")
     return fig
 

@@ -347,9 +347,10 @@ def _curve_section(data: ReportData, figure: _Figures) -> str:
             "Each point is one loop cycle: the MAE of the predictions stored when its sites were "
             "chosen, against their calculations, and the share of those calculations inside the "
             "predicted 90% interval (mean ± 1.645 std; a calibrated interval covers about 0.9). "
-            "The x axis counts the calculations with a stored prediction (cycles without a model "
-            "yet pick at random and predict nothing); hits are those calculations whose dE lies "
-            "in the target window."
+            "The x axis counts every calculation of the adsorbate done by the end of the cycle, "
+            "the random picks of cycles without a model included (they predict nothing, so they "
+            "have no point of their own); hits are the calculations whose dE lies in the target "
+            "window."
         )
         parts.append(f'<p class="caption">{escape(caption)}</p>')
     parts.append("</section>")
