@@ -27,14 +27,11 @@ by bulk or space here, as :func:`screener.queries.of_space` does), the jobs of t
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
 import json
-import os
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,6 +42,7 @@ import numpy as np
 from ase import Atoms
 
 from screener.errors import InputError
+from screener.files import write_text_atomic
 from screener.learning import default_profile
 from screener.queries import by_ids, get_space, of_space
 from screener.store import Bulk, ElementSpace, Site, Surface
@@ -633,7 +631,7 @@ def export(
     if path is None:
         (stream or sys.stdout).write(buffer.getvalue())
     else:
-        _write_atomically(path, buffer.getvalue())
+        write_text_atomic(path, buffer.getvalue())
     return ExportSummary(
         space=space,
         profile=records[0].profile,
@@ -643,19 +641,3 @@ def export(
         flagged=sum(r.flagged for r in records),
         output=None if path is None else str(path),
     )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a new temporary file in ``path``'s directory, then rename it to
-    ``path`` (the temporary file is created as ``open`` creates files: under the umask)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise

@@ -16,8 +16,6 @@ and kin in the figures' JSON).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -26,6 +24,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from screener import figures
+from screener.files import write_text_atomic
 from screener.views import (
     CalibrationPoint,
     CandidateRow,
@@ -466,22 +465,7 @@ def write_report(data: ReportData, path: str | Path) -> Path:
     Path
         The path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_report(data)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_text_atomic(Path(path), render_report(data), mode=0o644)
 
 
 def report_summary(data: ReportData) -> str:

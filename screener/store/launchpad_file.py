@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from screener.files import write_text_atomic
 from screener.store.connect import Store
 
 
@@ -29,17 +28,7 @@ def write_yaml_atomic(path: Path, data: Any, *, mode: int = 0o644) -> Path:
     Path
         ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as handle:  # mkstemp: 0600 from the start
-            handle.write(yaml.safe_dump(data, sort_keys=True))
-        os.chmod(name, mode)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, yaml.safe_dump(data, sort_keys=True), mode=mode)
 
 
 def write_launchpad_file(store: Store, path: Path | None = None) -> Path:

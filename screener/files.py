@@ -1,0 +1,51 @@
+"""Files written whole or not at all: a temporary file beside the target, renamed over it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in its directory, then rename it.
+
+    Parameters
+    ----------
+    path
+        The file to write; its directory is created when missing.
+    text
+        The content (UTF-8, no newline translation).
+    mode
+        Permissions of the file.  None: as ``open`` creates files (under the umask).  Given,
+        the temporary file is private (0600) from its creation until it gets ``mode``, so a
+        file that carries credentials is never readable by others on the way.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode is None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        handle = open(tmp, "x", encoding="utf-8", newline="")  # closed by the with below
+    else:
+        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+        handle = os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+    try:
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return path
