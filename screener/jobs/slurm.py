@@ -123,25 +123,22 @@ class SlurmLauncher:
     def __init__(self, store: Store) -> None:
         from fireworks import FWorker
 
+        from screener.jobs.queue import qadapter_spec, queue_logdir, write_deploy_files
+
         self.store = store
         self.settings = store.settings
         self.launchpad = store.launchpad()
         self.fworker = FWorker(name=f"screener-slurm@{socket.gethostname()}")
-        from screener.jobs.queue import queue_logdir
-
         self.directory = queue_logdir(self.settings)
+        write_deploy_files(store, self.directory)  # the LaunchPad and worker files jobs read
+        self.spec = qadapter_spec(self.settings, "full", directory=self.directory)
 
-    def qadapter(self, write: bool = True) -> Any:
-        """The qadapter of an adsorbate+slab job (a step's ``_queueadapter`` resizes it); with
-        ``write``, the LaunchPad, worker and qadapter files its ``rlaunch`` reads are written."""
+    def qadapter(self) -> Any:
+        """A fresh qadapter of an adsorbate+slab job (a step's ``_queueadapter`` resizes it): the
+        queue launcher edits the one it is given."""
         from fireworks.user_objects.queue_adapters.common_adapter import CommonAdapter
 
-        from screener.jobs.queue import qadapter_spec, write_deploy_files
-
-        if write:
-            write_deploy_files(self.store, self.directory)
-        spec = qadapter_spec(self.settings, "full", directory=self.directory)
-        return CommonAdapter.from_dict(spec)
+        return CommonAdapter.from_dict(self.spec)
 
     def reap(self) -> Pass:
         """Put back the fireworks whose Slurm job ended without finishing them."""
@@ -196,12 +193,11 @@ class SlurmLauncher:
         result = self.reap()
         if not self.launchpad.fireworks.count_documents({"state": "READY"}, limit=1):
             return result
-        self.qadapter()  # writes the files the jobs read, once per pass
         while result.in_flight + result.submitted < limit:
             ok = launch_rocket_to_queue(
                 self.launchpad,
                 self.fworker,
-                self.qadapter(write=False),  # a fresh one: the launcher edits what it is given
+                self.qadapter(),
                 launcher_dir=str(self.directory),
                 reserve=True,
                 strm_lvl="ERROR",
@@ -211,7 +207,3 @@ class SlurmLauncher:
                 break
             result.submitted += 1
         return result
-
-    def in_flight(self) -> int:
-        """Fireworks reserved for, or running in, a Slurm job."""
-        return self.launchpad.launches.count_documents({"state": {"$in": list(IN_FLIGHT)}})
