@@ -89,9 +89,7 @@ def candidates(
     limit: int | None = 20,
 ) -> list[dict[str, Any]]:
     """Surfaces ranked by |energy - target| (nearest first)."""
-    doc = get_space(space)
-    if adsorbate not in doc.adsorbates:
-        raise InputError(f"space '{space}' has no {adsorbate} sites")
+    get_space(space, [adsorbate])
     if limit is not None and limit < 0:
         raise InputError(f"limit must be >= 0 (got {limit})")
     profile = profile or default_profile(space)

@@ -173,12 +173,10 @@ def train(
     from screener.surrogate.features import DEFAULT_FEATURE_SET
     from screener.surrogate.models import Surrogate
 
-    doc = get_space(space)
+    doc = get_space(space, adsorbates or ())
     profile = profile or default_profile(space)
     outcomes = []
     for adsorbate in adsorbates or list(doc.adsorbates):
-        if adsorbate not in doc.adsorbates:
-            raise InputError(f"space '{space}' has no {adsorbate} sites")
         rows = training_rows(space, adsorbate, profile)
         n = len(rows["keys"])
         outcome = TrainOutcome(adsorbate, profile, False, n_train=n)
@@ -469,12 +467,9 @@ def select(
         raise InputError(f"--n must be >= 1 (got {n})")
     if strategy not in STRATEGIES:
         raise InputError(f"unknown strategy '{strategy}' (one of: {', '.join(STRATEGIES)})")
-    doc = get_space(space)
+    doc = get_space(space, adsorbates or ())
     profile = profile or default_profile(space)
     wanted = adsorbates or list(doc.adsorbates)
-    for adsorbate in wanted:
-        if adsorbate not in doc.adsorbates:
-            raise InputError(f"space '{space}' has no {adsorbate} sites")
     settings = load_settings()
     attempted = attempted_sites(profile)
     shares = split_batch(n, wanted)

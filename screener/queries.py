@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from screener.errors import InputError
@@ -209,11 +209,15 @@ def loop_status(space: ElementSpace) -> dict[str, Any]:
     }
 
 
-def get_space(name: str) -> ElementSpace:
+def get_space(name: str, adsorbates: Iterable[str] = ()) -> ElementSpace:
+    """The space named ``name``, which must have sites of every one of ``adsorbates``."""
     space = ElementSpace.objects(name=name).first()
     if space is None:
         known = ", ".join(s.name for s in ElementSpace.objects.only("name")) or "none"
         raise InputError(f"unknown space '{name}' (known: {known})")
+    for adsorbate in adsorbates:
+        if adsorbate not in space.adsorbates:
+            raise InputError(f"space '{name}' has no {adsorbate} sites")
     return space
 
 

@@ -81,6 +81,20 @@ class SurfaceInfo:
     termination: str
 
 
+def _surface_info(surface: dict[str, Any], elements: tuple[str, ...] | None) -> SurfaceInfo:
+    """A surface document as :class:`SurfaceInfo`; ``elements`` (its bulk's) default to the
+    symbols of its bulk formula."""
+    formula = surface.get("bulk_formula") or ""
+    return SurfaceInfo(
+        surface_id=str(surface["_id"]),
+        key=surface.get("key") or "",
+        bulk_formula=formula,
+        elements=elements or tuple(sorted(set(SYMBOL.findall(formula)))),
+        miller=tuple(int(i) for i in surface.get("miller") or ()),
+        termination=str(surface.get("termination") or ""),
+    )
+
+
 def surface_index(space: str) -> dict[str, SurfaceInfo]:
     """Surface id -> :class:`SurfaceInfo` of every surface of a space (cached until the space
     changes: surfaces are written only by seeding)."""
@@ -94,19 +108,9 @@ def surface_index(space: str) -> dict[str, SurfaceInfo]:
             b["_id"]: tuple(sorted(b.get("elements") or ()))
             for b in _bulk_docs(list(doc.bulks), {"elements": 1})
         }
-        out = {}
         projection = {"key": 1, "bulk": 1, "bulk_formula": 1, "miller": 1, "termination": 1}
-        for s in by_bulk(Surface._get_collection(), list(doc.bulks), {}, projection):
-            formula = s.get("bulk_formula") or ""
-            out[str(s["_id"])] = SurfaceInfo(
-                surface_id=str(s["_id"]),
-                key=s.get("key") or "",
-                bulk_formula=formula,
-                elements=elements.get(s["bulk"]) or tuple(sorted(set(SYMBOL.findall(formula)))),
-                miller=tuple(int(i) for i in s.get("miller") or ()),
-                termination=str(s.get("termination") or ""),
-            )
-        return out
+        found = by_bulk(Surface._get_collection(), list(doc.bulks), {}, projection)
+        return {str(s["_id"]): _surface_info(s, elements.get(s["bulk"])) for s in found}
 
     return _cached(("surfaces", space, stamp), build, ttl=None)
 
@@ -185,6 +189,18 @@ def _model_stamp(space: str, adsorbate: str, profile: str) -> tuple:
     return (model.version if model else None, model.scored_sites if model else None, done)
 
 
+def _energies(space: str, adsorbate: str, profile: str) -> tuple[tuple, dict[str, dict]]:
+    """(what they depend on, surface id -> energy row) of :func:`surface_energies`, cached until
+    the model or the results change."""
+    stamp = _model_stamp(space, adsorbate, profile)
+    found = _cached(
+        ("energies", space, adsorbate, profile, stamp),
+        lambda: surface_energies(space, adsorbate, profile),
+        ttl=None,
+    )
+    return stamp, found
+
+
 def candidate_rows(
     space: str,
     adsorbate: str,
@@ -195,9 +211,7 @@ def candidate_rows(
 ) -> tuple[list[CandidateRow], float, float, str]:
     """Every surface of a space with its binding energy, nearest the target first; with the
     target, window and profile used."""
-    doc = get_space(space)
-    if adsorbate not in doc.adsorbates:
-        raise InputError(f"space '{space}' has no {adsorbate} sites")
+    get_space(space, [adsorbate])
     profile = profile or default_profile(space)
     goal = load_settings().target_window(adsorbate)
     target = goal.target if target is None else float(target)
@@ -205,11 +219,7 @@ def candidate_rows(
     if not (math.isfinite(target) and math.isfinite(window) and window > 0):
         raise InputError("the target must be finite and the window > 0 eV")
 
-    def energies() -> dict[str, dict[str, Any]]:
-        return surface_energies(space, adsorbate, profile)
-
-    stamp = _model_stamp(space, adsorbate, profile)
-    per_surface = _cached(("energies", space, adsorbate, profile, stamp), energies, ttl=None)
+    stamp, per_surface = _energies(space, adsorbate, profile)
     info = surface_index(space)
 
     def build() -> list[CandidateRow]:
@@ -329,20 +339,10 @@ def energy_map(
     space: str, x_adsorbate: str, y_adsorbate: str, *, profile: str | None = None
 ) -> EnergyMap:
     """The surfaces of a space with both adsorbates' binding energies (Tran & Ulissi's map)."""
-    doc = get_space(space)
-    for adsorbate in (x_adsorbate, y_adsorbate):
-        if adsorbate not in doc.adsorbates:
-            raise InputError(f"space '{space}' has no {adsorbate} sites")
+    get_space(space, [x_adsorbate, y_adsorbate])
     profile = profile or default_profile(space)
     settings = load_settings()
-    per = {}
-    for adsorbate in (x_adsorbate, y_adsorbate):
-        stamp = _model_stamp(space, adsorbate, profile)
-        per[adsorbate] = _cached(
-            ("energies", space, adsorbate, profile, stamp),
-            lambda a=adsorbate: surface_energies(space, a, profile),
-            ttl=None,
-        )
+    per = {a: _energies(space, a, profile)[1] for a in (x_adsorbate, y_adsorbate)}
     info = surface_index(space)
     points = []
     for sid, xs in per[x_adsorbate].items():
@@ -648,14 +648,7 @@ def surface_view(
     surface = Surface._get_collection().find_one({"key": surface_key}, {"structure": 0})
     if surface is None or surface.get("bulk") not in set(doc.bulks):
         raise InputError(f"space '{space}' has no surface '{surface_key}'")
-    info = SurfaceInfo(
-        str(surface["_id"]),
-        surface["key"],
-        surface.get("bulk_formula") or "",
-        tuple(sorted(set(SYMBOL.findall(surface.get("bulk_formula") or "")))),
-        tuple(int(i) for i in surface.get("miller") or ()),
-        str(surface.get("termination") or ""),
-    )
+    info = _surface_info(surface, None)
     profile = profile or default_profile(space)
     projection = {"adsorbate": 1, "site_type": 1, "binding_elements": 1, "position_key": 1}
     sites = list(

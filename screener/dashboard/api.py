@@ -87,8 +87,7 @@ def blueprint() -> Blueprint:
             inputs.space_name(args.get("space")),
             inputs.adsorbate_name(args.get("adsorbate")),
             profile=inputs.profile_name(args.get("calculator")),
-            target=inputs.number("target", args.get("target"), -20.0, 20.0),
-            window=inputs.number("window", args.get("window"), 0.001, 5.0),
+            **inputs.goal(args.get("target"), args.get("window")),
             limit=inputs.limit(args.get("limit")),
         )
         return _json(rows)

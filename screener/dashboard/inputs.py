@@ -57,6 +57,14 @@ def number(name: str, value: str | float | None, low: float, high: float) -> flo
     return result
 
 
+def goal(target: str | float | None, window: str | float | None) -> dict[str, float | None]:
+    """The ``target`` and ``window`` (eV) of a ranking, checked; None means the default."""
+    return {
+        "target": number("target", target, -20.0, 20.0),
+        "window": number("window", window, 0.001, 5.0),
+    }
+
+
 def profile_name(value: str | None) -> str | None:
     if value is None or value == "":
         return None

@@ -65,6 +65,13 @@ def _dropdown(id_: str, options: list[str], value: str | None, **kw: Any) -> dcc
     )
 
 
+def _space_choice(id_: str, query: dict[str, str]) -> html.Label:
+    """The labelled space dropdown of a page: the query's space if it exists, else the first."""
+    spaces = _spaces()
+    chosen = query.get("space") if query.get("space") in spaces else None
+    return _label("space", _dropdown(id_, spaces, chosen or (spaces[0] if spaces else None)))
+
+
 def _table(head: list[str], rows: list[list[Any]], id_: str | None = None) -> html.Table:
     body = html.Tbody([html.Tr([html.Td(v) for v in row]) for row in rows])
     table = html.Table([html.Thead(html.Tr([html.Th(h) for h in head])), body])
@@ -182,13 +189,11 @@ COLUMNS = [
 
 
 def candidates_layout(query: dict[str, str]) -> html.Div:
-    spaces = _spaces()
-    space = query.get("space") if query.get("space") in spaces else (spaces[0] if spaces else None)
     return html.Div(
         [
             html.H2("Candidates"),
             _controls(
-                _label("space", _dropdown("cand-space", spaces, space)),
+                _space_choice("cand-space", query),
                 _label("adsorbate", _dropdown("cand-adsorbate", [], None)),
                 _label("target (eV)", dcc.Input(id="cand-target", type="number", debounce=True)),
                 _label("window (eV)", dcc.Input(id="cand-window", type="number", debounce=True)),
@@ -272,6 +277,11 @@ def _candidate_query(elements, miller, source, window_only, start=0, end=GRID_BL
     )
 
 
+def _ranking(space: str | None, adsorbate: str | None) -> tuple[str, str]:
+    """The checked space and adsorbate of a candidates request."""
+    return inputs.space_name(space), inputs.adsorbate_name(adsorbate)
+
+
 def _grid_row(row, space: str) -> dict[str, Any]:
     out = row.as_dict()
     out["miller"] = _miller(row.miller)
@@ -285,13 +295,11 @@ def _grid_row(row, space: str) -> dict[str, Any]:
 
 # -- map ----------------------------------------------------------------------------------------
 def map_layout(query: dict[str, str]) -> html.Div:
-    spaces = _spaces()
-    space = query.get("space") if query.get("space") in spaces else (spaces[0] if spaces else None)
     return html.Div(
         [
             html.H2("Map"),
             _controls(
-                _label("space", _dropdown("map-space", spaces, space)),
+                _space_choice("map-space", query),
                 _label("x", _dropdown("map-x", [], None)),
                 _label("y", _dropdown("map-y", [], None)),
             ),
@@ -303,13 +311,11 @@ def map_layout(query: dict[str, str]) -> html.Div:
 
 # -- model --------------------------------------------------------------------------------------
 def model_layout(query: dict[str, str]) -> html.Div:
-    spaces = _spaces()
-    space = query.get("space") if query.get("space") in spaces else (spaces[0] if spaces else None)
     return html.Div(
         [
             html.H2("Model"),
             _controls(
-                _label("space", _dropdown("model-space", spaces, space)),
+                _space_choice("model-space", query),
                 _label("adsorbate", _dropdown("model-adsorbate", [], None)),
                 _label("model version", _dropdown("model-version", ["all"], "all")),
             ),
@@ -404,12 +410,10 @@ def _space_of_surface(key: str) -> str:
 
 # -- jobs ---------------------------------------------------------------------------------------
 def jobs_layout(query: dict[str, str]) -> html.Div:
-    spaces = _spaces()
-    space = query.get("space") if query.get("space") in spaces else (spaces[0] if spaces else None)
     return html.Div(
         [
             html.H2("Jobs"),
-            _controls(_label("space", _dropdown("jobs-space", spaces, space))),
+            _controls(_space_choice("jobs-space", query)),
             html.Div(id="jobs"),
         ]
     )
@@ -581,11 +585,7 @@ def register(app: Dash, store: Store, settings: ScreenerSettings, refresh_s: flo
             request.get("sortModel"),
         )
         return views.candidate_page(
-            inputs.space_name(space),
-            inputs.adsorbate_name(adsorbate),
-            query,
-            target=inputs.number("target", target, -20.0, 20.0),
-            window=inputs.number("window", window, 0.001, 5.0),
+            *_ranking(space, adsorbate), query, **inputs.goal(target, window)
         )
 
     @app.callback(
@@ -637,10 +637,7 @@ def register(app: Dash, store: Store, settings: ScreenerSettings, refresh_s: flo
         space, adsorbate, target, window, elements, miller, source, window_only = values
         try:
             rows, *_ = views.candidate_rows(
-                inputs.space_name(space),
-                inputs.adsorbate_name(adsorbate),
-                target=inputs.number("target", target, -20.0, 20.0),
-                window=inputs.number("window", window, 0.001, 5.0),
+                *_ranking(space, adsorbate), **inputs.goal(target, window)
             )
             query = _candidate_query(elements, miller, source, window_only)
         except (BadRequest, ScreenerError) as error:
