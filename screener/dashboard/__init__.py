@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -74,20 +73,25 @@ def create_app(
     )
     register(app, store, settings, refresh_s)
     if warm:
-        threading.Thread(target=_keep_warm, args=(refresh_s,), daemon=True).start()
+        threading.Thread(target=_keep_warm, args=(store, refresh_s), daemon=True).start()
     return app
 
 
-def _keep_warm(every_s: float) -> None:
+def _keep_warm(store: Store, every_s: float) -> None:
     """Rebuild, in the background, the per-space views a page over every surface reads, as
-    soon as a model or a result changes them (a million-site space takes seconds)."""
+    soon as a model or a result changes them (a million-site space takes seconds); stops when
+    the store is closed."""
     from screener import views
     from screener.store import ElementSpace
 
-    while True:
+    while not store.closed.is_set():
         try:
             for space in ElementSpace.objects.only("name"):
+                if store.closed.is_set():
+                    return
                 views.warm_up(space.name)
         except Exception:  # a page shows the error; warming must not die of it
+            if store.closed.is_set():
+                return
             log.exception("warming the dashboard's views failed")
-        time.sleep(every_s)
+        store.closed.wait(every_s)

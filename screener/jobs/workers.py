@@ -127,34 +127,41 @@ def _repair_workflow(launchpad: Any, fw_id: int) -> None:
 
 def _stalled_children(launchpad: Any) -> list[int]:
     """WAITING fireworks never launched, untouched for ``RESERVE_GRACE_S``, whose parents are
-    all COMPLETED (two queries: the fireworks' states and the unfinished workflows' links)."""
-    states = {
-        doc["fw_id"]: doc
-        for doc in launchpad.fireworks.find(
-            {"state": {"$ne": "ARCHIVED"}}, {"fw_id": 1, "state": 1, "launches": 1, "updated_on": 1}
-        )
-    }
+    all COMPLETED, in unlocked workflows.
+
+    The fireworks' own documents are the truth here, not their workflow's record: a refresh or
+    a rerun cut short between its writes can leave the workflow document claiming any state,
+    COMPLETED included, over fireworks that say otherwise.
+    """
     waiting = {
-        fw_id
-        for fw_id, doc in states.items()
-        if doc["state"] == "WAITING"
-        and not doc.get("launches")
-        and _age_s(doc.get("updated_on")) >= RESERVE_GRACE_S
+        doc["fw_id"]
+        for doc in launchpad.fireworks.find(
+            {"state": "WAITING"}, {"fw_id": 1, "launches": 1, "updated_on": 1}
+        )
+        if not doc.get("launches") and _age_s(doc.get("updated_on")) >= RESERVE_GRACE_S
     }
     if not waiting:
         return []
     parents: dict[int, list[int]] = {}
     for wf in launchpad.workflows.find(
-        {"state": {"$nin": ["COMPLETED", "ARCHIVED"]}}, {"links": 1}
+        {"nodes": {"$in": sorted(waiting)}, "state": {"$ne": "ARCHIVED"}},
+        {"links": 1, "locked": 1},
     ):
+        if wf.get("locked"):  # a live refresh holds it (stale locks were released before)
+            continue
         for parent, children in (wf.get("links") or {}).items():
             for child in children:
-                parents.setdefault(int(child), []).append(int(parent))
+                if int(child) in waiting:
+                    parents.setdefault(int(child), []).append(int(parent))
+    wanted = sorted({p for ps in parents.values() for p in ps})
+    states = {
+        doc["fw_id"]: doc["state"]
+        for doc in launchpad.fireworks.find({"fw_id": {"$in": wanted}}, {"fw_id": 1, "state": 1})
+    }
     return sorted(
         fw_id
-        for fw_id in waiting
-        if parents.get(fw_id)
-        and all(states.get(p, {}).get("state") == "COMPLETED" for p in parents[fw_id])
+        for fw_id, ps in parents.items()
+        if ps and all(states.get(p) == "COMPLETED" for p in ps)
     )
 
 
@@ -204,8 +211,9 @@ def rerun_lost(launchpad: Any, lostrun_hours: float) -> int:
       launch -> READY; linked to a finished launch -> their workflow is repaired and refreshed
       from it;
     * fireworks left WAITING, untouched for ``RESERVE_GRACE_S``, whose parents have all
-      COMPLETED: a completion cut short between the parent's write and its children's (FireWorks
-      writes each firework of a refresh separately); their workflow is repaired and refreshed;
+      COMPLETED: a completion or a rerun cut short between the writes of its fireworks
+      (FireWorks writes each firework of a refresh separately, then the workflow document, which
+      may still say COMPLETED); their workflow is repaired and refreshed;
     * workflow locks (FireWorks' ``WFLock``) whose holder died: released
       (:func:`release_stale_locks`), before anything here needs them.
     """

@@ -9,6 +9,7 @@ write is acknowledged only once it is in the server's journal (write concern ``j
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -55,6 +56,7 @@ class Store:
         self.client = client
         self.db = client[settings.db_name]
         self.readonly = readonly
+        self.closed = threading.Event()  # set by close(): background readers stop on it
         self._launchpad: Any = None
 
     @property
@@ -94,6 +96,7 @@ class Store:
         return self._launchpad
 
     def close(self) -> None:
+        self.closed.set()
         if self._launchpad is not None:
             self._launchpad.connection.close()
             self._launchpad = None

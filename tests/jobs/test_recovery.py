@@ -149,3 +149,45 @@ def test_a_child_left_waiting_by_a_completion_cut_short_is_released(settings):
         assert {fw["state"] for fw in launchpad.fireworks.find({"fw_id": {"$in": fw_ids}})} == {
             "COMPLETED"
         }
+
+
+def test_a_rerun_cut_short_under_a_workflow_recorded_completed_is_released(settings, tmp_path):
+    """Every step ran but nothing was ingested yet; then a rerun of the slab (a lost run of a
+    duplicate, say) wrote the adslab and the slab back to WAITING and died before writing the
+    bulk and the workflow document, which still says COMPLETED.  The slab's parent is COMPLETED,
+    so the lost-run pass releases it, and the site's job ends once."""
+    from fireworks.core.rocket_launcher import rapidfire
+
+    with open_store(settings) as store:
+        _seed(store, "Cu")
+        fw_ids = _workflow(store)
+        launchpad = store.launchpad()
+        rapidfire(launchpad, FWorker(name="elsewhere"), m_dir=str(tmp_path), strm_lvl="ERROR")
+        assert {fw["state"] for fw in launchpad.fireworks.find({"fw_id": {"$in": fw_ids}})} == {
+            "COMPLETED"
+        }
+        old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=RESERVE_GRACE_S + 5)
+        for kind in ("slab", "adslab"):
+            fw = launchpad.fireworks.find_one(
+                {"fw_id": {"$in": fw_ids}, "spec.screener_key": {"$regex": f"^{kind}:"}}
+            )
+            launchpad.fireworks.update_one(
+                {"fw_id": fw["fw_id"]},
+                {
+                    "$set": {
+                        "state": "WAITING",
+                        "updated_on": old,
+                        "launches": [],
+                        "archived_launches": fw["launches"],
+                    }
+                },
+            )
+        assert launchpad.workflows.find_one({"nodes": fw_ids[0]})["state"] == "COMPLETED"
+        assert rerun_lost(launchpad, 4.0) == 1
+        run_workers(store)
+        assert Job.objects.get().state == "done"
+        keys = [c.key for c in Calculation.objects]
+        assert len(keys) == len(set(keys)) == len(fw_ids)
+        assert {fw["state"] for fw in launchpad.fireworks.find({"fw_id": {"$in": fw_ids}})} == {
+            "COMPLETED"
+        }
