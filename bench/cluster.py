@@ -35,6 +35,8 @@ from typing import Any
 
 from store import bench_store, log
 
+from workflows.profiles import PROFILES
+
 SPACE = "Cu"
 
 
@@ -83,7 +85,7 @@ def through_slurm(store: Any, sites: list[str], max_queued: int) -> dict[str, An
     while True:
         jobs += launcher.top_up(max_queued).submitted
         ingest(store)
-        if job_counts(SPACE, "emt")["queued"] == 0:
+        if job_counts(SPACE, PROFILES["emt"].identity)["queued"] == 0:
             break
         time.sleep(1.0)
     seconds = time.perf_counter() - started

@@ -63,7 +63,9 @@ from typing import Any
 
 import numpy as np
 
-PROFILE = "emt"
+from workflows.profiles import PROFILES
+
+PROFILE = PROFILES["emt"].identity  # the synthetic results are stored under it
 SPACE = "bench-synthetic"
 SCRATCH = "bench_scratch_sites"
 # environment that would point the bench at something other than its own fresh server

@@ -92,7 +92,7 @@ def candidates(
     get_space(space, [adsorbate])
     if limit is not None and limit < 0:
         raise InputError(f"limit must be >= 0 (got {limit})")
-    profile = profile or default_profile(space)
+    profile = default_profile(space, profile)
     goal = load_settings().target_window(adsorbate)
     target = goal.target if target is None else target
     window = goal.window if window is None else window

@@ -167,14 +167,14 @@ class Daemon:
         seed: int = 0,
         emit: Callable[[dict], None] | None = None,
     ) -> None:
-        from screener.jobs.submit import validate_profile_name
+        from screener.profiles import current_identity
         from screener.surrogate.acquisition import STRATEGIES
 
         settings = store.settings
         self.store = store
         doc = get_space(space)
         self.space = doc.name
-        self.profile = validate_profile_name(profile, list(doc.elements))
+        self.profile = current_identity(profile, list(doc.elements))
         self.batch = batch if batch is not None else settings.loop_batch
         self.max_queued = max_queued if max_queued is not None else settings.max_queued
         self.interval = interval if interval is not None else settings.loop_interval

@@ -277,15 +277,12 @@ def export_records(
         Unknown space or profile, an adsorbate the space has no sites of, or no finished
         results to export.
     """
-    from workflows.profiles import PROFILES
 
     doc = get_space(space)
     if adsorbate is not None and adsorbate not in doc.adsorbates:
         have = ", ".join(doc.adsorbates) or "none"
         raise InputError(f"space '{space}' has no {adsorbate} sites (its adsorbates: {have})")
-    if profile is not None and profile not in PROFILES:
-        raise InputError(f"unknown calculator profile '{profile}' (one of: {', '.join(PROFILES)})")
-    profile = profile or default_profile(space)
+    profile = default_profile(space, profile)
     query = {"kind": "adslab", "profile": profile, "state": "done"}
     calcs = [
         calc

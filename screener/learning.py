@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from screener.errors import InputError
+from screener.profiles import current_identity, identity
 from screener.queries import (
     bulk_counters,
     by_bulk,
@@ -54,7 +56,7 @@ def usable_results(profile: str, adsorbate: str) -> dict[str, Any]:
     return {
         "kind": "adslab",
         "state": "done",
-        "profile": profile,
+        "profile": identity(profile),
         "adsorbate": adsorbate,
         "flags": {"$size": 0},
     }
@@ -98,16 +100,25 @@ def training_rows(space: str, adsorbate: str, profile: str) -> dict[str, Any]:
     return rows
 
 
-def default_profile(space: str) -> str:
-    """The profile with the most finished results in a space (``gpaw`` when there are none)."""
+def default_profile(space: str, profile: str | None = None) -> str:
+    """The profile identity (:mod:`screener.profiles`) a read or a training of a space is about.
+
+    ``profile`` given: its identity (a name stands for this code's settings).  Otherwise the
+    profile of this code with the most finished results in the space, ``gpaw`` when none has.
+    """
+    from workflows.profiles import PROFILES
+
+    if profile:
+        return identity(profile)
     doc = get_space(space)
+    current = [p.identity for p in PROFILES.values()]
     counts: Counter[str] = Counter()
-    query = {"kind": "adslab", "state": "done"}
+    query = {"kind": "adslab", "state": "done", "profile": {"$in": current}}
     for calc in of_space(
         Calculation._get_collection(), list(doc.bulks), space, query, {"profile": 1}
     ):
         counts[calc["profile"]] += 1
-    return counts.most_common(1)[0][0] if counts else "gpaw"
+    return counts.most_common(1)[0][0] if counts else PROFILES["gpaw"].identity
 
 
 def _data_key(keys: list[str], energies: list[float]) -> str:
@@ -118,7 +129,7 @@ def _data_key(keys: list[str], energies: list[float]) -> str:
 # -- models ------------------------------------------------------------------------------------
 def latest_model(space: str, adsorbate: str, profile: str) -> ModelVersion | None:
     return (
-        ModelVersion.objects(space=space, adsorbate=adsorbate, profile=profile)
+        ModelVersion.objects(space=space, adsorbate=adsorbate, profile=identity(profile))
         .order_by("-version")
         .first()
     )
@@ -174,7 +185,7 @@ def train(
     from screener.surrogate.models import Surrogate
 
     doc = get_space(space, adsorbates or ())
-    profile = profile or default_profile(space)
+    profile = default_profile(space, profile)
     outcomes = []
     for adsorbate in adsorbates or list(doc.adsorbates):
         rows = training_rows(space, adsorbate, profile)
@@ -378,7 +389,7 @@ def stored_predictions(
             {
                 "space": space,
                 "adsorbate": adsorbate,
-                "profile": profile,
+                "profile": last.profile,
                 "version": last.version,
                 "level": level,
             },
@@ -398,7 +409,8 @@ def stored_predictions(
 def attempted_sites(profile: str) -> set[str]:
     """Sites with a job for this profile (queued, running, done or failed): never reselected."""
     return {
-        str(job["site"]) for job in Job._get_collection().find({"profile": profile}, {"site": 1})
+        str(job["site"])
+        for job in Job._get_collection().find({"profile": identity(profile)}, {"site": 1})
     }
 
 
@@ -468,7 +480,7 @@ def select(
     if strategy not in STRATEGIES:
         raise InputError(f"unknown strategy '{strategy}' (one of: {', '.join(STRATEGIES)})")
     doc = get_space(space, adsorbates or ())
-    profile = profile or default_profile(space)
+    profile = default_profile(space, profile)
     wanted = adsorbates or list(doc.adsorbates)
     settings = load_settings()
     attempted = attempted_sites(profile)
@@ -558,18 +570,17 @@ def import_labelled(
 ) -> dict[str, Any]:
     """Add external labelled adsorption energies to a space (idempotent per file content).
 
-    Every frame becomes a finished adslab :class:`Calculation` keyed ``import:<file sha>:<i>``
-    with ``source`` (file name and sha256), the space, the declared profile and the fingerprint
+    Every frame becomes a finished adslab :class:`Calculation` keyed
+    ``import:<file sha>:<profile identity>:<i>`` with ``source`` (file name and sha256), the
+    space, the declared profile (as this code's identity of it) and the fingerprint
     the file knows it by (of the site its relaxation started from where the frame has
     ``initial_binding``, kept as well, else of its structure); frames whose ``info["flags"]`` is
     a non-empty list are kept, flagged, and left out of training like flagged DFT results.
     """
     from screener.surrogate.data import read_labelled
-    from workflows.profiles import PROFILES
     from workflows.structures import atoms_to_dict
 
-    if profile not in PROFILES:
-        raise InputError(f"unknown calculator profile '{profile}' (one of: {', '.join(PROFILES)})")
+    profile = current_identity(profile)
     doc = get_space(space)
     path = Path(path)
     data = read_labelled(path, energy_key=energy_key)
@@ -578,7 +589,7 @@ def import_labelled(
     known = {
         c["key"]
         for c in Calculation._get_collection().find(
-            {"key": {"$regex": f"^import:{digest[:16]}:"}}, {"key": 1}
+            {"key": {"$regex": f"^import:{digest[:16]}:{re.escape(profile)}:"}}, {"key": 1}
         )
     }
     for index, adsorbate in enumerate(data.adsorbates):  # check everything before writing
@@ -589,7 +600,7 @@ def import_labelled(
     added: Counter[str] = Counter()
     skipped = 0
     for index in range(len(data)):
-        key = f"import:{digest[:16]}:{index}"
+        key = f"import:{digest[:16]}:{profile}:{index}"
         adsorbate = data.adsorbates[index]
         if key in known:
             skipped += 1

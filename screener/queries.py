@@ -154,7 +154,9 @@ def space_jobs(space: ElementSpace, fields: dict[str, int], **query: Any) -> lis
 
 def job_counts(space: str, profile: str | None = None) -> dict[str, int]:
     """A space's jobs (of one profile, or all) by state, the total and how many are queued."""
-    query = {} if profile is None else {"profile": profile}
+    from screener.profiles import identity
+
+    query = {} if profile is None else {"profile": identity(profile)}
     counts: Counter[str] = Counter(
         job["state"] for job in space_jobs(get_space(space), {"state": 1}, **query)
     )
@@ -284,7 +286,9 @@ def list_results(
 
     query: dict[str, Any] = {}
     if profile is not None:
-        query["profile"] = profile
+        from screener.profiles import identity
+
+        query["profile"] = identity(profile)
     if adsorbate is not None:
         query["adsorbate"] = adsorbate
     allowed = set(get_space(space).bulks) if space is not None else None

@@ -212,7 +212,7 @@ def candidate_rows(
     """Every surface of a space with its binding energy, nearest the target first; with the
     target, window and profile used."""
     get_space(space, [adsorbate])
-    profile = profile or default_profile(space)
+    profile = default_profile(space, profile)
     goal = load_settings().target_window(adsorbate)
     target = goal.target if target is None else float(target)
     window = goal.window if window is None else float(window)
@@ -340,7 +340,7 @@ def energy_map(
 ) -> EnergyMap:
     """The surfaces of a space with both adsorbates' binding energies (Tran & Ulissi's map)."""
     get_space(space, [x_adsorbate, y_adsorbate])
-    profile = profile or default_profile(space)
+    profile = default_profile(space, profile)
     settings = load_settings()
     per = {a: _energies(space, a, profile)[1] for a in (x_adsorbate, y_adsorbate)}
     info = surface_index(space)
@@ -412,7 +412,7 @@ def results(space: str, adsorbate: str, *, profile: str | None = None) -> list[R
     from screener.queries import space_jobs
 
     doc = get_space(space)
-    profile = profile or default_profile(space)
+    profile = default_profile(space, profile)
     fields_ = {"key": 1, "site": 1, "adsorbate": 1, "cycle": 1, "predicted": 1, "updated": 1}
     jobs = space_jobs(doc, fields_, state="done", profile=profile)
     energies = {
@@ -649,7 +649,7 @@ def surface_view(
     if surface is None or surface.get("bulk") not in set(doc.bulks):
         raise InputError(f"space '{space}' has no surface '{surface_key}'")
     info = _surface_info(surface, None)
-    profile = profile or default_profile(space)
+    profile = default_profile(space, profile)
     projection = {"adsorbate": 1, "site_type": 1, "binding_elements": 1, "position_key": 1}
     sites = list(
         Site._get_collection().find({"surface": surface["_id"]}, {**projection, "fingerprint": 1})
@@ -731,7 +731,7 @@ def jobs_view(space: str, *, profile: str | None = None) -> JobsView:
     from screener.queries import space_jobs
 
     doc = get_space(space)
-    profile = profile or default_profile(space)
+    profile = default_profile(space, profile)
     bulks = set(doc.bulks)
     states = Counter(j["state"] for j in space_jobs(doc, {"state": 1}, profile=profile))
     failures, times, retried = [], [], 0

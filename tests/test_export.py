@@ -34,7 +34,10 @@ from screener.store import ElementSpace, Site, Surface, open_store
 from screener.store.documents import Calculation, Job
 from screener.surrogate.data import read_labelled
 from tests.conftest import env_of
+from workflows.profiles import PROFILES
 from workflows.structures import atoms_from_dict
+
+EMT = PROFILES["emt"].identity
 
 SCREENER = str(Path(sys.executable).with_name("screener"))
 PREDICTED = {
@@ -78,7 +81,7 @@ def store_values(tmp_path_factory, mongo_uri) -> dict:
         counts = run_workers(store)
         assert counts["adslab_done"] == 4
         Calculation._get_collection().update_one(
-            {"key": f"adslab:{_site('fcc', 'H')}:emt"}, {"$set": {"flags": ["migrated"]}}
+            {"key": f"adslab:{_site('fcc', 'H')}:{EMT}"}, {"$set": {"flags": ["migrated"]}}
         )
     yield values
     import pymongo
@@ -113,7 +116,7 @@ def test_records_carry_results_predictions_and_provenance(cu):
         job = Job.objects(key=record.key.removeprefix("adslab:")).get()
         assert record.adsorption_energy == calc["adsorption_energy"]
         assert record.structure == calc["structure"]
-        assert record.profile == "emt" and record.space == "Cu" and record.source == "workflow"
+        assert record.profile == EMT and record.space == "Cu" and record.source == "workflow"
         assert record.settings_hash == calc["settings_hash"] and "ase" in record.code_versions
         assert record.wall_time >= 0 and record.ionic_steps >= 0 and record.fw_id == calc["fw_id"]
         assert record.adslab_energy == calc["energy"] and record.converged is True
@@ -145,7 +148,7 @@ def test_records_carry_results_predictions_and_provenance(cu):
     assert export_records("Cu", profile="emt") == records
     one = records[0]
     assert calculation_record(one.key) == one
-    assert calculation_record("adslab:000000000000000000000000:emt") is None
+    assert calculation_record(f"adslab:000000000000000000000000:{EMT}") is None
     slab_key = Calculation._get_collection().find_one({"kind": "slab"})["key"]
     assert calculation_record(slab_key) is None
     json.dumps(one.as_dict())  # JSON types only
@@ -161,7 +164,7 @@ def test_extxyz_reads_back_with_ase_and_as_labelled_data(cu, tmp_path):
     for frame, record in zip(frames, records, strict=True):
         assert frame.info["E_ads"] == pytest.approx(record.adsorption_energy, abs=1e-9)
         assert frame.info["slab"] == record.surface_key
-        assert frame.info["key"] == record.key and frame.info["profile"] == "emt"
+        assert frame.info["key"] == record.key and frame.info["profile"] == EMT
         assert json.loads(frame.info["flags"]) == list(record.flags)
         assert frame.info["flagged"] is record.flagged
         assert list(frame.info["miller"]) == [1, 1, 1]
@@ -234,7 +237,7 @@ def test_cli_writes_files_atomically_and_import_reads_them(cu, settings, tmp_pat
     path.parent.mkdir()
     done = run(env, "export", "--space", "Cu", "--format", "extxyz", "-o", str(path))
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "" and "wrote 4 emt results" in done.stderr
+    assert done.stdout == "" and f"wrote 4 {EMT} results" in done.stderr
     assert [p.name for p in path.parent.iterdir()] == ["cu.extxyz"]  # no temporary file left
     assert len(read(path, ":")) == 4
 
@@ -268,7 +271,8 @@ def test_cli_writes_files_atomically_and_import_reads_them(cu, settings, tmp_pat
         (["--space", "Cu", "--adsorbate", "OH"], "space 'Cu' has no OH sites"),
         (
             ["--space", "Cu", "--calculator", "gpaw"],
-            "space 'Cu' has no finished results of profile 'gpaw' (finished results: 4 emt)",
+            f"space 'Cu' has no finished results of profile '{PROFILES['gpaw'].identity}' "
+            f"(finished results: 4 {EMT})",
         ),
     ],
 )
@@ -295,5 +299,5 @@ def test_failures_leave_an_existing_file_as_it_was(cu, tmp_path):
     assert path.read_text() == "before\n" and [p.name for p in tmp_path.iterdir()] == ["cu.csv"]
     summary = export("Cu", "csv", output=path)
     assert summary.records == 4 and summary.adsorbates == {"CO": 2, "H": 2}
-    assert summary.flagged == 1 and summary.profile == "emt" and summary.output == str(path)
+    assert summary.flagged == 1 and summary.profile == EMT and summary.output == str(path)
     assert path.read_text().startswith("key,space,adsorbate,profile,adsorption_energy,")

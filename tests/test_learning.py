@@ -251,3 +251,34 @@ def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
         train(store, "Cu", profile="emt", adsorbates=["CO"], force=True)
         latest = ModelVersion.objects(adsorbate="CO").order_by("-version").first()
         assert latest.version == 2 and latest.feature_set == "zones"
+
+
+def test_a_model_trains_on_one_profile_identity_and_says_which(cu, cu_pool, monkeypatch):
+    """After an edit of the profile, results of the old settings neither train the new
+    identity's model nor count for it; re-importing the same file under the new identity adds
+    its rows once, and the model of each identity carries its own."""
+    from dataclasses import replace
+
+    from workflows.profiles import PROFILES
+
+    old = PROFILES["emt"].identity
+    with open_store(cu) as store:
+        import_labelled(store, cu_pool, "Cu", profile="emt")
+        train(store, "Cu", profile="emt", adsorbates=["CO"])
+        first = ModelVersion.objects(adsorbate="CO").get()
+        assert first.profile == old
+
+        edited = replace(PROFILES["emt"], fmax=0.04)
+        monkeypatch.setitem(PROFILES, "emt", edited)
+        assert training_rows("Cu", "CO", "emt")["keys"] == []
+        [outcome] = train(store, "Cu", profile="emt", adsorbates=["CO"])
+        assert not outcome.trained and outcome.n_train == 0
+        report = import_labelled(store, cu_pool, "Cu", profile="emt")
+        assert report["profile"] == edited.identity and report["already_imported"] == 0
+        train(store, "Cu", profile="emt", adsorbates=["CO"])
+        models = {m.profile: m for m in ModelVersion.objects(adsorbate="CO")}
+        assert set(models) == {old, edited.identity}
+        assert models[edited.identity].version == 1
+        assert models[edited.identity].n_train == first.n_train  # its own rows, not both sets
+        with pytest.raises(InputError, match="not this code's emt"):
+            import_labelled(store, cu_pool, "Cu", profile=old)

@@ -423,7 +423,8 @@ def relax(
     dict
         ``energy`` (eV, ``get_potential_energy()``: for GPAW extrapolated to zero smearing),
         ``atoms`` (structure dict), ``max_force`` (eV/A, free atoms; stress not included),
-        ``ionic_steps``, ``converged``, ``wall_time`` (s), ``profile``, ``kind``, ``settings``
+        ``ionic_steps``, ``converged``, ``wall_time`` (s), ``profile`` (the name),
+        ``profile_identity``, ``kind``, ``settings``
         (overrides applied), ``settings_hash`` (of the profile's settings before overrides: the
         job's identity), ``overrides``, ``code_versions``, ``magmoms`` (list or None), ``ranks``.
 
@@ -483,6 +484,7 @@ def relax(
         "converged": outcome["converged"],
         "wall_time": time.monotonic() - start,
         "profile": prof.name,
+        "profile_identity": prof.identity,
         "kind": kind,
         "settings": settings,
         "settings_hash": base_hash,

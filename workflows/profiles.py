@@ -1,8 +1,12 @@
 """Calculator profiles: named recipes that turn (kind, system) into the settings actually used.
 
-A profile is injected by name (``"gpaw"``, ``"gpaw-fast"``, ``"emt"``); the control plane stores the
-name and :meth:`Profile.settings_hash` with every job so that a calculation is looked up by
-(structure, settings) before it is submitted twice.
+A profile is injected by name (``"gpaw"``, ``"gpaw-fast"``, ``"emt"``).  Its identity,
+``<name>@<hash>`` (:attr:`Profile.identity`), hashes every parameter of the profile together with
+the settings it gives reference systems of each kind, so editing a profile (or the code that turns
+it into settings) gives it a new identity.  The control plane keys jobs, calculations and models by
+the identity, so results of other settings are never reused or mixed; a worker given an identity
+that is not its own profile's refuses to run (its code differs from the submitter's).  Each result
+also carries :meth:`Profile.settings_hash`, the hash of the settings of that one structure.
 
 Settings are plain JSON (the same dict goes into Firework specs, ``in.json`` of
 :mod:`workflows.gpaw_run` and the result document). Their keys:
@@ -30,7 +34,9 @@ import hashlib
 import json
 import math
 import platform
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
+from functools import cache
 from importlib import metadata
 from typing import Any
 
@@ -192,6 +198,44 @@ class Profile:
         """First 12 hex digits of the SHA-1 of profile name, kind and :meth:`settings`."""
         return hash_settings(self.name, kind, self.settings(kind, atoms))
 
+    @property
+    def identity_hash(self) -> str:
+        """8 hex digits over the profile's parameters and its settings of reference systems."""
+        return _identity_hash(self)
+
+    @property
+    def identity(self) -> str:
+        """``<name>@<identity_hash>``: what jobs, calculations and models are keyed by."""
+        return f"{self.name}{IDENTITY_SEP}{self.identity_hash}"
+
+
+IDENTITY_SEP = "@"
+IDENTITY_PATTERN = re.compile(r"^([a-z0-9][a-z0-9-]*)(?:@([0-9a-f]{8}))?$")
+
+
+def _reference_systems() -> dict[str, Atoms]:
+    """One small system per kind, magnetic so that the spin settings count too."""
+    bulk = Atoms("Ni", cell=[[0, 1.76, 1.76], [1.76, 0, 1.76], [1.76, 1.76, 0]], pbc=True)
+    slab = Atoms("Ni2", positions=[[0, 0, 10], [1.25, 0.72, 12]], cell=[2.5, 2.5, 22])
+    slab.pbc = (True, True, False)
+    adslab = slab + Atoms("H", positions=[[0, 0, 13.5]])
+    gas = Atoms("CO", positions=[[0, 0, 0], [0, 0, 1.14]], cell=[10, 10, 10])
+    return {"bulk": bulk, "slab": slab, "adslab": adslab, "gas": gas}
+
+
+@cache
+def _identity_hash(profile: Profile) -> str:
+    references = _reference_systems()
+    payload = json.dumps(
+        {
+            "parameters": asdict(profile),
+            "settings": {kind: profile.settings(kind, references[kind]) for kind in KINDS},
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha1(payload.encode()).hexdigest()[:8]
+
 
 def hash_settings(profile: str, kind: str, settings: dict[str, Any]) -> str:
     """Stable hash of a settings dict (sorted-key JSON with the profile name and kind)."""
@@ -223,13 +267,32 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def split_identity(value: str) -> tuple[str, str | None]:
+    """``"gpaw@1a2b3c4d"`` -> ``("gpaw", "1a2b3c4d")``, ``"gpaw"`` -> ``("gpaw", None)``;
+    ValueError for anything else."""
+    match = IDENTITY_PATTERN.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(
+            f"not a calculator profile: {value!r} (a name such as gpaw, or name@8 hex digits)"
+        )
+    return match.group(1), match.group(2)
+
+
 def get_profile(name: str) -> Profile:
-    """Look a profile up by name; ValueError naming the known ones otherwise."""
+    """Look a profile up by name or identity; ValueError naming the known ones otherwise, and
+    for an identity whose settings are not this code's profile's."""
+    base, digest = split_identity(name)
     try:
-        return PROFILES[name]
+        profile = PROFILES[base]
     except KeyError:
         known = ", ".join(sorted(PROFILES))
-        raise ValueError(f"unknown calculator profile '{name}' (known: {known})") from None
+        raise ValueError(f"unknown calculator profile '{base}' (known: {known})") from None
+    if digest is not None and digest != profile.identity_hash:
+        raise ValueError(
+            f"calculator profile {name} is not this code's {base} ({profile.identity}): "
+            "its settings differ"
+        )
+    return profile
 
 
 def code_versions() -> dict[str, str]:

@@ -161,7 +161,11 @@ class _RelaxStep(FiretaskBase):
         )
         record, update = self.outputs(fw_spec, result, context)
         record.update(
-            key=self["key"], kind=self.kind, profile=self["profile"], result=result, history=history
+            key=self["key"],
+            kind=self.kind,
+            profile=result["profile_identity"],
+            result=result,
+            history=history,
         )
         return FWAction(stored_data={"screener": record}, update_spec=update)
 

@@ -68,8 +68,10 @@ def goal(target: str | float | None, window: str | float | None) -> dict[str, fl
 def profile_name(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    if not SPACE_NAME.match(value):
-        raise BadRequest("calculator: expected a profile name (letters, digits, '-', '_', '.')")
+    from workflows.profiles import IDENTITY_PATTERN
+
+    if not IDENTITY_PATTERN.match(value):
+        raise BadRequest("calculator: expected a profile name, or name@8 hex digits")
     return value
 
 

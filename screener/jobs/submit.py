@@ -18,11 +18,11 @@ from mongoengine import NotUniqueError
 
 from screener.errors import InputError
 from screener.faults import crash_point
+from screener.profiles import current_identity
 from screener.store import Bulk, Site, Store, Surface
 from screener.store.documents import Job, _now
 from workflows.adsorption import references
 from workflows.dupefinder import DupeFinderKey
-from workflows.profiles import get_profile
 from workflows.structures import atoms_from_dict
 from workflows.tasks import (
     AdsorptionEnergyTask,
@@ -137,32 +137,12 @@ def resolve_site(site_id: str) -> Site:
     return site
 
 
-def validate_profile_name(name: str, elements: list[str] | None = None) -> str:
-    """A known profile that covers ``elements`` (if given); InputError otherwise."""
-    try:
-        profile = get_profile(name)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    if elements:
-        from ase import Atoms
-
-        if not profile.covers(Atoms(elements)):
-            raise InputError(
-                f"calculator profile '{name}' does not cover {','.join(sorted(elements))}; use gpaw"
-            )
-    return name
-
-
-def validate_profile(name: str, site: Site) -> None:
-    try:
-        profile = get_profile(name)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+def validate_profile(name: str, site: Site) -> str:
+    """This code's identity of profile ``name`` if it covers the site's elements; InputError
+    otherwise."""
     surface = Surface.objects.get(id=site.surface.id)
-    atoms = atoms_from_dict(surface.structure)
-    if not profile.covers(atoms):
-        elements = ",".join(sorted(set(atoms.get_chemical_symbols())))
-        raise InputError(f"calculator profile '{name}' does not cover {elements}; use gpaw")
+    elements = atoms_from_dict(surface.structure).get_chemical_symbols()
+    return current_identity(name, elements)
 
 
 def submit(
@@ -193,7 +173,7 @@ def submit_batch(
     """
     sites = [resolve_site(i) for i in site_ids]
     for site in sites:
-        validate_profile(profile, site)
+        profile = validate_profile(profile, site)
     context = context or [{} for _ in sites]
     results: dict[int, Submission] = {}
     pending: list[tuple[int, Site, Job]] = []
@@ -290,11 +270,20 @@ def _launch(
 
 
 def reconcile(store: Store) -> int:
-    """Complete jobs a dead submitter left in ``submitting``; returns how many."""
+    """Complete jobs a dead submitter left in ``submitting``; returns how many.  A job of a
+    profile whose settings have changed since is failed instead: this code cannot run it."""
     stuck = list(Job.objects(state="submitting"))
     for job in stuck:
         site = Site.objects(id=job.site.id).first()
         if site is None:
+            continue
+        try:
+            current_identity(job.profile)
+        except InputError as exc:
+            reason = f"{exc}; not submitted"
+            Job.objects(id=job.id).update_one(
+                set__state="failed", set__reason=reason, set__updated=_now()
+            )
             continue
         _launch(site, job, job.profile, store, None)
     return len(stuck)

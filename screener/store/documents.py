@@ -155,9 +155,11 @@ CALCULATION_KINDS = ("bulk", "slab", "gas", "adslab")
 class Job(Document):
     """The ledger: one adsorption-energy workflow per (site, profile), recorded before submission.
 
-    ``key`` is ``"<site id>:<profile>"`` (a site belongs to one adsorbate).  A job is inserted in
-    state ``submitting`` and committed before its FireWorks workflow is added; the workflow's
-    fireworks carry the key, so a submitter that died in between is reconciled from FireWorks.
+    ``key`` is ``"<site id>:<profile identity>"`` (a site belongs to one adsorbate; the
+    identity, ``name@hash``, changes with the profile's settings, :mod:`screener.profiles`).  A
+    job is inserted in state ``submitting`` and committed before its FireWorks workflow is added;
+    the workflow's fireworks carry the key, so a submitter that died in between is reconciled
+    from FireWorks.
     """
 
     key = StringField(required=True)
@@ -191,8 +193,9 @@ class Calculation(Document):
     """A finished or failed calculation, ingested from FireWorks (one per step key).
 
     Step keys: ``gas:<molecule>:<profile>``, ``bulk:<bulk key>:<profile>``,
-    ``slab:<surface key>:<profile>``, ``adslab:<site id>:<profile>``.  An adslab calculation
-    carries the adsorption energy and its anomaly flags.
+    ``slab:<surface key>:<profile>``, ``adslab:<site id>:<profile>``, where ``<profile>`` is the
+    profile's identity (``emt@6f44ac5c``): a step of other settings has another key.  An adslab
+    calculation carries the adsorption energy and its anomaly flags.
     """
 
     key = StringField(required=True)
@@ -248,6 +251,7 @@ class Calculation(Document):
 class ModelVersion(Document):
     """A trained surrogate for one (space, adsorbate, profile): metrics, provenance and the model.
 
+    ``profile`` is the identity (``name@hash``) of the settings of every result it trained on.
     ``version`` counts up per (space, adsorbate, profile).  ``data_key`` is a hash of the training
     rows' calculation keys, so a retrain is skipped when nothing new arrived.  The pickled model
     lives in ``<data_dir>/models/<file>`` (``sha256`` checks it); on a cluster ``data_dir`` is on a

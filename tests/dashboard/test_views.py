@@ -10,6 +10,9 @@ from screener import views
 from screener.dashboard import inputs
 from screener.dashboard.inputs import BadRequest
 from screener.errors import InputError
+from workflows.profiles import PROFILES
+
+EMT = PROFILES["emt"].identity
 
 
 def _row(name: str, energy: float, *, elements=("Cu",), miller=(1, 1, 1), source="predicted"):
@@ -170,9 +173,9 @@ def test_jobs_view_shows_failures_with_their_rungs_and_time_per_step(settings):
             {"try": 2, "reason": "scf", "action": "smearing doubled"},
         ]
         Calculation(
-            key="slab:x:emt",
+            key=f"slab:x:{EMT}",
             kind="slab",
-            profile="emt",
+            profile=EMT,
             state="failed",
             reason="scf",
             history=history,
@@ -180,9 +183,9 @@ def test_jobs_view_shows_failures_with_their_rungs_and_time_per_step(settings):
         ).save()
         for wall, steps in ((2.0, 10), (4.0, 30)):
             Calculation(
-                key=f"bulk:{wall}:emt",
+                key=f"bulk:{wall}:{EMT}",
                 kind="bulk",
-                profile="emt",
+                profile=EMT,
                 state="done",
                 wall_time=wall,
                 ionic_steps=steps,

@@ -17,6 +17,9 @@ from screener.jobs.workers import run_workers
 from screener.queries import list_results
 from screener.store import Site, open_store
 from screener.store.documents import Calculation, Job
+from workflows.profiles import PROFILES
+
+EMT = PROFILES["emt"].identity  # what jobs and calculations are keyed by
 
 SCREENER = str(Path(sys.executable).with_name("screener"))
 
@@ -66,14 +69,14 @@ def test_emt_chain_gives_adsorption_energies_with_provenance(seeded):
         # shared steps ran once: one bulk, one slab, CO and H2 gas; three adsorbate+slab runs
         assert kinds == ["adslab"] * 3 + ["bulk", "gas", "gas", "slab"]
         for calc in calcs:
-            assert calc.state == "done" and calc.profile == "emt" and calc.settings_hash
+            assert calc.state == "done" and calc.profile == EMT and calc.settings_hash
             assert calc.ionic_steps >= 0 and calc.wall_time >= 0 and "ase" in calc.code_versions
             assert calc.fw_id > 0
         adslab = Calculation.objects(kind="adslab", site=co_top).get()
         assert adslab.references["slab"].startswith("slab:") and "gas_CO" in adslab.references
         slab = Calculation.objects(kind="slab").get()
         assert adslab.adsorption_energy == pytest.approx(
-            adslab.energy - slab.energy - Calculation.objects(key="gas:CO:emt").get().energy
+            adslab.energy - slab.energy - Calculation.objects(key=f"gas:CO:{EMT}").get().energy
         )
         assert Site.objects(id=co_top).get().state == "done"
         launches = store.launchpad().launches.count_documents({})
@@ -161,7 +164,7 @@ def test_killed_between_submitting_and_recording(seeded, cli_env, point):
     _cli(cli_env, "workers", "--until-empty")
     with open_store(seeded, readonly=True) as store:
         fireworks = store.launchpad().fireworks
-        assert fireworks.count_documents({"spec.screener_job": f"{site_id}:emt"}) == 1
+        assert fireworks.count_documents({"spec.screener_job": f"{site_id}:{EMT}"}) == 1
         assert fireworks.count_documents({}) == 4
         assert Job.objects.get().state == "done"
 
@@ -193,3 +196,43 @@ def test_ingest_is_idempotent(seeded):
         before = Calculation.objects.count()
         assert ingest(store).get("jobs_settled", 0) == 0
         assert Calculation.objects.count() == before
+
+
+def test_edited_settings_compute_anew_and_a_worker_of_other_settings_refuses(seeded, monkeypatch):
+    """Calculations are keyed by the profile's identity: after an edit of the emt profile every
+    step of a site runs again under the new key, the old results stay under theirs, and a worker
+    whose code has the old settings will not run a step submitted under the new ones."""
+    from dataclasses import replace
+
+    with open_store(seeded) as store:
+        site_id = _site("Cu", (1, 1, 1), "fcc", "H")
+        first = submit(site_id, "emt", store)
+        run_workers(store)
+        old = {c.key: c.energy for c in Calculation.objects}
+        assert len(old) == 4 and all(k.endswith(f":{EMT}") for k in old)
+
+        edited = replace(PROFILES["emt"], fmax=0.04)
+        monkeypatch.setitem(PROFILES, "emt", edited)
+        assert edited.identity != EMT
+        second = submit(site_id, "emt", store)
+        assert second.new and second.key == f"{site_id}:{edited.identity}" != first.key
+        launches = store.launchpad().launches.count_documents({})
+        run_workers(store)
+        assert store.launchpad().launches.count_documents({}) == launches + 4  # nothing reused
+        now = {c.key: c for c in Calculation.objects}
+        assert {k: now[k].energy for k in old} == old
+        fresh = [c for k, c in now.items() if k not in old]
+        assert len(fresh) == 4 and {c.profile for c in fresh} == {edited.identity}
+        assert {c.state for c in fresh} == {"done"}
+        assert list_results(profile="emt")[0]["profile"] == edited.identity
+        assert [r["profile"] for r in list_results(profile=EMT)] == [EMT]
+
+        # the submitter runs the edited code, the worker the original one
+        other = _site("Cu", (1, 1, 1), "ontop", "H")
+        third = submit(other, "emt", store)
+        monkeypatch.setitem(PROFILES, "emt", replace(edited, fmax=0.05))
+        run_workers(store)
+        job = Job.objects(key=third.key).get()
+        assert job.state == "failed" and "is not this code's emt" in job.reason
+        with pytest.raises(InputError, match="not this code's emt"):
+            submit(other, third.key.split(":")[1], store)

@@ -23,6 +23,9 @@ from screener.surrogate.acquisition import (
     propose,
 )
 from screener.surrogate.data import LabelledSet
+from workflows.profiles import PROFILES
+
+EMT = PROFILES["emt"].identity
 
 T = -0.67
 
@@ -139,12 +142,12 @@ def test_select_and_backtest_go_through_one_proposer(cu_co, monkeypatch):
 
         # the loop: the same predictions stored as a model version's, the same sites taken
         version = ModelVersion(
-            space="Cu", adsorbate="CO", profile="emt", version=1, n_train=0,
+            space="Cu", adsorbate="CO", profile=EMT, version=1, n_train=0,
             data_key="test", file="none", sha256="none", scored_sites=n,
         )  # fmt: skip
         version.save(force_insert=True)
         PredictionChunk(
-            model=version.id, space="Cu", adsorbate="CO", profile="emt", version=1, chunk=0,
+            model=version.id, space="Cu", adsorbate="CO", profile=EMT, version=1, chunk=0,
             level="site", sites=ids, surfaces=surfaces, mean=mean.tolist(), std=std.tolist(),
         ).save(force_insert=True)  # fmt: skip
         taken = {ids[i] for i in np.flatnonzero(initial)}
