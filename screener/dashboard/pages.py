@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -766,7 +767,8 @@ def register(app: Dash, store: Store, settings: ScreenerSettings, refresh_s: flo
             return no_update
         buffer = io.StringIO()
         write_extxyz([record], buffer)
-        name = key.replace(":", "_").replace("/", "_").replace("|", "_") + ".extxyz"
+        # a file name any tool reads: no ':', '/', '|' or '@' (ase.io.read takes name@index)
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", key) + ".extxyz"
         return dcc.send_string(buffer.getvalue(), name)
 
     # jobs
