@@ -208,10 +208,16 @@ def train(
             continue
         started = time.perf_counter()
         # the feature set every site of the space can be scored with (sites seeded by an older
-        # fingerprint version lack zones or coordination until the space is re-seeded)
+        # fingerprint version lack layers, zones or coordination until the space is re-seeded)
         oldest = oldest_fingerprint(list(doc.bulks), adsorbate)
         feature_set = (
-            DEFAULT_FEATURE_SET if oldest >= 4 else "tu+stats+cn" if oldest >= 2 else "tu+stats"
+            DEFAULT_FEATURE_SET
+            if oldest >= 6
+            else "zones"
+            if oldest >= 4
+            else "tu+stats+cn"
+            if oldest >= 2
+            else "tu+stats"
         )  # fit checks the rows too
         surrogate = Surrogate(adsorbate, feature_set=feature_set).fit(
             rows["fps"], np.array(rows["energies"]), rows["groups"], rows["pure"], seed=seed

@@ -15,6 +15,11 @@ atoms (counted per binding atom they touch, as the second shell is; periodic ima
 of Calle-Vallejo et al. (Angew. Chem. Int. Ed. 53, 8316, 2014) with the fcc bulk's 12; the
 featuriser derives its descriptors from these integers.
 
+Version 6 adds ``"layers"``: the element fractions of the slab's top :data:`LAYER_DEPTH` layers
+(tags 1, 2, 3), the same for every site of a surface.  The local zones say which atoms touch the
+site; the layers carry the longer-range ligand and strain effects of the composition under it,
+which one facet of many alloys varies and the zones do not see.
+
 One code path serves enumerated sites and relaxed structures: :func:`fingerprint_from_binding`
 takes the binding atoms, :func:`fingerprint_of_adslab` finds them in an adsorbate+slab (adsorbate
 tagged 0) and calls it.
@@ -34,7 +39,8 @@ from ase.data import atomic_numbers, covalent_radii
 from workflows import bonding
 from workflows.bonding import point_distances as point_distances  # re-exported (pipeline)
 
-FINGERPRINT_VERSION = 5
+FINGERPRINT_VERSION = 6
+LAYER_DEPTH = 3  # top layers whose composition a fingerprint records (version 6)
 
 
 @cache
@@ -210,7 +216,21 @@ def fingerprint_from_binding(
             "second_n": len(outer),
         },
         "zones": zones(slab, binding, bonds, point) if binding else {z: {} for z in ZONES},
+        "layers": layer_composition(slab),
     }
+
+
+def layer_composition(slab: Atoms, depth: int = LAYER_DEPTH) -> list[dict[str, float]]:
+    """Element fractions of the top ``depth`` layers of a slab (tags 1, 2, ...; a layer without
+    atoms is ``{}``), rounded to 4 digits so that equal layers give equal fingerprints."""
+    tags = slab.get_tags()
+    symbols = np.asarray(slab.get_chemical_symbols())
+    out = []
+    for layer in range(1, depth + 1):
+        counts = Counter(symbols[tags == layer].tolist())
+        total = sum(counts.values())
+        out.append({e: round(n / total, 4) for e, n in sorted(counts.items())} if total else {})
+    return out
 
 
 def binding_atoms(adslab: Atoms) -> list[int]:

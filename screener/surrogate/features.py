@@ -16,16 +16,22 @@ Feature sets:
 ``tu+stats``
     ``tu`` plus, per shell, the total count, the count-weighted mean, minimum and maximum of the
     reference energies and the count-weighted mean electronegativity (10 more columns).
-``tu+stats+cn`` (default)
+``tu+stats+cn``
     ``tu+stats`` plus coordination (fingerprint version 2, ``"cn"``): number of binding atoms,
     mean, minimum and maximum coordination number of the binding atoms, the generalized
     coordination number (second-shell CN sum / 12), the same per binding atom, and the mean CN
-    of the second-shell atoms (7 more columns).  On the Ag-Au-Cu-Pd-Pt EMT pool (975 unflagged
-    CO sites known by their enumerated sites, grouped 5-fold CV by slab) it lowered the MAE from
-    0.0150 to 0.0114 eV (``tu``: 0.0162; H, 1716 sites: 0.0107 to 0.0058 eV, ``tu`` 0.0116;
-    bench/surrogate.py, fingerprint version 3).  A fingerprint
-    without ``"cn"`` (version 1) cannot be transformed with it: :func:`best_feature_set` picks
-    ``tu+stats`` for such data.
+    of the second-shell atoms (7 more columns).
+``zones``
+    per-element counts in the zones around the site (fingerprint version 4, ``"zones"``: the
+    binding atoms, the surface ring around them, the atoms below in the next layer, the second
+    ring, and the atoms of each zone shared by two binding atoms), each zone's mean reference
+    energy, and the 7 coordination columns: where each element sits, not only that it is near.
+``zones+layers`` (default)
+    ``zones`` plus the element fractions of the top three layers (fingerprint version 6,
+    ``"layers"``): the composition under the site beyond the atoms that touch it.
+
+A fingerprint older than a set needs cannot be transformed with it: :func:`best_feature_set`
+picks the richest set every fingerprint of the data can give.
 
 Transforming is cached per distinct fingerprint (sites of one slab type share fingerprints), so a
 million fingerprints cost a dictionary lookup each.
@@ -42,8 +48,9 @@ from screener.errors import InputError
 
 FIRST_SLOTS = 4
 SECOND_SLOTS = 6
-FEATURE_SETS = ("tu", "tu+stats", "tu+stats+cn", "zones")
-DEFAULT_FEATURE_SET = "zones"
+FEATURE_SETS = ("tu", "tu+stats", "tu+stats+cn", "zones", "zones+layers")
+DEFAULT_FEATURE_SET = "zones+layers"
+LAYER_DEPTH = 3  # layer compositions of ``zones+layers`` (fingerprint version 6)
 ZONE_NAMES = (
     "binding", "ring", "below", "ring2", "ring_shared", "below_shared", "ring2_shared",
 )  # fmt: skip
@@ -63,11 +70,13 @@ def fingerprint_key(fingerprint: dict) -> Key:
     """Hashable identity of a fingerprint: shells, coordination and zones."""
     cn = fingerprint.get("cn")
     zones = fingerprint.get("zones")
+    layers = fingerprint.get("layers")
     return (
         tuple(map(_SYMBOL_COUNT, fingerprint["first"])),
         tuple(map(_SYMBOL_COUNT, fingerprint["second"])),
         None if cn is None else (tuple(cn["binding"]), cn["second_sum"], cn["second_n"]),
         None if zones is None else tuple(tuple(sorted(zones[z].items())) for z in ZONE_NAMES),
+        None if layers is None else tuple(tuple(sorted(layer.items())) for layer in layers),
     )
 
 
@@ -81,9 +90,16 @@ def has_zones(fingerprints: Iterable[dict]) -> bool:
     return all(fp.get("zones") is not None for fp in fingerprints)
 
 
+def has_layers(fingerprints: Iterable[dict]) -> bool:
+    """True when every fingerprint carries layer compositions (version >= 6)."""
+    return all(fp.get("layers") is not None for fp in fingerprints)
+
+
 def best_feature_set(fingerprints: Iterable[dict], wanted: str = DEFAULT_FEATURE_SET) -> str:
     """``wanted``, or the richest set that older fingerprints among them can give."""
     fingerprints = list(fingerprints)
+    if wanted == "zones+layers" and not has_layers(fingerprints):
+        wanted = "zones"
     if wanted == "zones" and not has_zones(fingerprints):
         wanted = "tu+stats+cn"
     if wanted.endswith("+cn") and not has_coordination(fingerprints):
@@ -173,6 +189,8 @@ class Featurizer:
             elements |= first | set(_shell_elements(fp, "second"))
             for zone in (fp.get("zones") or {}).values():
                 elements |= set(zone)
+            for layer in fp.get("layers") or ():
+                elements |= set(layer)
         self.elements = sorted(elements)
         pure_arr = np.array([p or "" for p in pure], dtype=object)
         self.references, self.reference_sources = {}, {}
@@ -199,16 +217,20 @@ class Featurizer:
     # -- transforming --------------------------------------------------------------------------
     @property
     def n_features(self) -> int:
-        if self.feature_set == "zones":
-            return len(ZONE_NAMES) * (len(self.elements) + 1) + len(_CN_NAMES)
+        if self.feature_set.startswith("zones"):
+            zones = len(ZONE_NAMES) * (len(self.elements) + 1) + len(_CN_NAMES)
+            return zones + (LAYER_DEPTH * len(self.elements) if self.with_layers else 0)
         return 4 * (FIRST_SLOTS + SECOND_SLOTS) + _N_EXTRA[self.feature_set]
 
     @property
     def feature_names(self) -> list[str]:
-        if self.feature_set == "zones":
+        if self.feature_set.startswith("zones"):
             names = [f"{zone}_{e}" for zone in ZONE_NAMES for e in self.elements]
             names += [f"{zone}_ref_mean" for zone in ZONE_NAMES]
-            return names + list(_CN_NAMES)
+            names += list(_CN_NAMES)
+            if self.with_layers:
+                names += [f"layer{k}_{e}" for k in range(1, LAYER_DEPTH + 1) for e in self.elements]
+            return names
         names = []
         for shell, slots in (("first", FIRST_SLOTS), ("second", SECOND_SLOTS)):
             for k in range(slots):
@@ -244,11 +266,29 @@ class Featurizer:
                     out[z * m + k] = n
             if total:
                 out[means + z] = sum(n * self.reference(e) for e, n in counts.items()) / total
-        out[means + len(ZONE_NAMES) :] = coordination_features(fingerprint)
+        start = means + len(ZONE_NAMES)
+        out[start : start + len(_CN_NAMES)] = coordination_features(fingerprint)
+        if self.with_layers:
+            layers = fingerprint.get("layers")
+            if layers is None:
+                raise InputError(
+                    "fingerprint has no layer compositions (version < 6): re-seed the space to "
+                    "upgrade its fingerprints, or use the zones feature set"
+                )
+            start += len(_CN_NAMES)
+            for depth, layer in enumerate(layers[:LAYER_DEPTH]):
+                for element, fraction in layer.items():
+                    k = column.get(element)
+                    if k is not None:
+                        out[start + depth * m + k] = fraction
         return out
 
+    @property
+    def with_layers(self) -> bool:
+        return self.feature_set == "zones+layers"
+
     def _row(self, fingerprint: dict) -> np.ndarray:
-        if self.feature_set == "zones":
+        if self.feature_set.startswith("zones"):
             return self._zone_row(fingerprint)
         out = np.zeros(self.n_features)
         col = 0

@@ -325,7 +325,7 @@ class Surrogate:
             for c in self.candidates
             if (c != "gp" or n <= self.gp_max_rows)
             and (c != "boosting" or n >= BOOSTING_MIN_ROWS)
-            and (c != "ensemble-linear" or self.feature_set == "zones")
+            and (c != "ensemble-linear" or self.feature_set.startswith("zones"))
         ]
         for c in names:
             if c not in CANDIDATES:

@@ -150,3 +150,42 @@ def test_coordination_columns_and_fallback_for_version_1():
         list(fps), np.array(energies), groups, list(pure)
     )
     assert old.info["feature_set"] == "tu+stats" and new.info["feature_set"] == "tu+stats+cn"
+
+
+def test_layer_compositions_tell_apart_sites_the_zones_do_not():
+    """Two Pt(111)-like top sites with the same zones, one over a Ru-rich second layer: only
+    zones+layers sees the difference; a fingerprint without layers (version < 6) falls back to
+    zones, and refuses zones+layers in one line."""
+    from ase.build import fcc111
+
+    from screener.enumerate.fingerprint import fingerprint_of_adslab
+    from screener.surrogate.features import best_feature_set
+
+    fps = []
+    for second in ("Pt", "Ru"):
+        slab = fcc111("Pt", (3, 3, 4), vacuum=8.0)
+        for i in range(len(slab)):
+            if slab[i].tag == 2 and i % 2 == 0:
+                slab[i].symbol = second
+        top = max(range(len(slab)), key=lambda i: slab.positions[i, 2])
+        adslab = slab.copy()
+        adslab.append("O")
+        adslab.positions[-1] = slab.positions[top] + [0, 0, 1.9]
+        tags = adslab.get_tags()
+        tags[-1] = 0
+        adslab.set_tags(tags)
+        fps.append(fingerprint_of_adslab(adslab))
+    assert fps[0]["zones"]["binding"] == fps[1]["zones"]["binding"] == {"Pt": 1}
+    assert fps[0]["layers"][0] == fps[1]["layers"][0] == {"Pt": 1.0}
+    assert fps[0]["layers"][1] == {"Pt": 1.0} and set(fps[1]["layers"][1]) == {"Pt", "Ru"}
+    energies, pure = np.array([0.1, 0.3]), [None, None]
+    layered = Featurizer("OH", "zones+layers").fit(fps, energies, pure)
+    rows = layered.transform(fps)
+    names = layered.feature_names
+    assert len(names) == rows.shape[1]
+    assert rows[1, names.index("layer2_Ru")] == pytest.approx(fps[1]["layers"][1]["Ru"])
+    assert rows[0, names.index("layer2_Ru")] == 0.0
+    old = [{k: v for k, v in fp.items() if k != "layers"} for fp in fps]
+    assert best_feature_set(fps) == "zones+layers" and best_feature_set(old) == "zones"
+    with pytest.raises(InputError, match="no layer compositions"):
+        layered.transform(old)
