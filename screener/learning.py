@@ -181,7 +181,7 @@ def train(
     seed: int = 0,
 ) -> list[TrainOutcome]:
     """Retrain each adsorbate's surrogate on the space's finished results when they changed."""
-    from screener.surrogate.features import DEFAULT_FEATURE_SET
+    from screener.surrogate.features import feature_set_for_version
     from screener.surrogate.models import Surrogate
 
     doc = get_space(space, adsorbates or ())
@@ -210,15 +210,7 @@ def train(
         # the feature set every site of the space can be scored with (sites seeded by an older
         # fingerprint version lack layers, zones or coordination until the space is re-seeded)
         oldest = oldest_fingerprint(list(doc.bulks), adsorbate)
-        feature_set = (
-            DEFAULT_FEATURE_SET
-            if oldest >= 6
-            else "zones"
-            if oldest >= 4
-            else "tu+stats+cn"
-            if oldest >= 2
-            else "tu+stats"
-        )  # fit checks the rows too
+        feature_set = feature_set_for_version(oldest)  # fit checks the rows too
         surrogate = Surrogate(adsorbate, feature_set=feature_set).fit(
             rows["fps"], np.array(rows["energies"]), rows["groups"], rows["pure"], seed=seed
         )

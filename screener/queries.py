@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from screener.errors import InputError
+from screener.profiles import identity
 from screener.store import Bulk, ElementSpace, Site, Store, Surface
 from screener.store.documents import Cycle, Job, Lease, ModelVersion
 
@@ -154,8 +155,6 @@ def space_jobs(space: ElementSpace, fields: dict[str, int], **query: Any) -> lis
 
 def job_counts(space: str, profile: str | None = None) -> dict[str, int]:
     """A space's jobs (of one profile, or all) by state, the total and how many are queued."""
-    from screener.profiles import identity
-
     query = {} if profile is None else {"profile": identity(profile)}
     counts: Counter[str] = Counter(
         job["state"] for job in space_jobs(get_space(space), {"state": 1}, **query)
@@ -286,8 +285,6 @@ def list_results(
 
     query: dict[str, Any] = {}
     if profile is not None:
-        from screener.profiles import identity
-
         query["profile"] = identity(profile)
     if adsorbate is not None:
         query["adsorbate"] = adsorbate

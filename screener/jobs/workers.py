@@ -159,9 +159,7 @@ def _stalled_children(launchpad: Any) -> list[int]:
         for doc in launchpad.fireworks.find({"fw_id": {"$in": wanted}}, {"fw_id": 1, "state": 1})
     }
     return sorted(
-        fw_id
-        for fw_id, ps in parents.items()
-        if ps and all(states.get(p) == "COMPLETED" for p in ps)
+        fw_id for fw_id, ps in parents.items() if all(states.get(p) == "COMPLETED" for p in ps)
     )
 
 

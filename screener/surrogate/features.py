@@ -44,16 +44,18 @@ from operator import itemgetter
 
 import numpy as np
 
+from screener.enumerate.fingerprint import LAYER_DEPTH
+from screener.enumerate.fingerprint import ZONES as ZONE_NAMES
 from screener.errors import InputError
 
 FIRST_SLOTS = 4
 SECOND_SLOTS = 6
 FEATURE_SETS = ("tu", "tu+stats", "tu+stats+cn", "zones", "zones+layers")
 DEFAULT_FEATURE_SET = "zones+layers"
-LAYER_DEPTH = 3  # layer compositions of ``zones+layers`` (fingerprint version 6)
-ZONE_NAMES = (
-    "binding", "ring", "below", "ring2", "ring_shared", "below_shared", "ring2_shared",
-)  # fmt: skip
+#: the next richest set, for fingerprints too old for a set, with the fingerprint version each
+#: set needs (tu and tu+stats: any)
+FALLBACK = {"zones+layers": "zones", "zones": "tu+stats+cn", "tu+stats+cn": "tu+stats"}
+NEEDS_VERSION = {"zones+layers": 6, "zones": 4, "tu+stats+cn": 2}
 CN_NORM = 12.0  # generalized coordination number: CN sum over the second shell / 12
 _N_EXTRA = {"tu": 0, "tu+stats": 10, "tu+stats+cn": 17}
 SOURCES = ("pure", "any", "global")
@@ -95,15 +97,21 @@ def has_layers(fingerprints: Iterable[dict]) -> bool:
     return all(fp.get("layers") is not None for fp in fingerprints)
 
 
+_CARRIES = {"zones+layers": has_layers, "zones": has_zones, "tu+stats+cn": has_coordination}
+
+
 def best_feature_set(fingerprints: Iterable[dict], wanted: str = DEFAULT_FEATURE_SET) -> str:
     """``wanted``, or the richest set that older fingerprints among them can give."""
     fingerprints = list(fingerprints)
-    if wanted == "zones+layers" and not has_layers(fingerprints):
-        wanted = "zones"
-    if wanted == "zones" and not has_zones(fingerprints):
-        wanted = "tu+stats+cn"
-    if wanted.endswith("+cn") and not has_coordination(fingerprints):
-        return "tu+stats"
+    while wanted in FALLBACK and not _CARRIES[wanted](fingerprints):
+        wanted = FALLBACK[wanted]
+    return wanted
+
+
+def feature_set_for_version(version: int, wanted: str = DEFAULT_FEATURE_SET) -> str:
+    """``wanted``, or the richest set that fingerprints of ``version`` can give."""
+    while wanted in FALLBACK and version < NEEDS_VERSION[wanted]:
+        wanted = FALLBACK[wanted]
     return wanted
 
 
