@@ -30,7 +30,14 @@ DENSITY_ABOVE = 20_000  # the map draws a density instead of markers past this m
 WEBGL_ABOVE = 5_000  # markers are SVG up to this many (each a DOM node), WebGL beyond
 CALCULATED, PREDICTED = "#1f77b4", "#ff7f0e"
 WINDOW_FILL = "rgba(44, 160, 44, 0.12)"
-LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 50}}
+LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 80, "b": 50}}
+# the title on a line of its own under the mode bar (which sits at the figure's top right)
+TITLE = {"x": 0.01, "xanchor": "left", "y": 1.0, "yanchor": "top", "pad": {"t": 34}}
+
+
+def _figure(title: str) -> go.Figure:
+    """An empty figure with the shared layout and ``title``."""
+    return go.Figure(layout={**LAYOUT, "title": {"text": title, **TITLE}})
 
 
 def _miller(miller: Sequence[int]) -> str:
@@ -53,7 +60,7 @@ def map_figure(emap: EnergyMap, *, density_above: int = DENSITY_ABOVE) -> go.Fig
     title = f"binding energies per surface (lowest site), {emap.profile}"
     if not emap.points:
         return empty_figure(f"no surface has both {x.adsorbate} and {y.adsorbate} energies yet")
-    fig = go.Figure(layout={**LAYOUT, "title": title})
+    fig = _figure(title)
     if len(emap.points) > density_above:
         fig.add_trace(
             go.Histogram2d(
@@ -112,7 +119,7 @@ def parity_figure(points: Sequence[Prospective], adsorbate: str) -> go.Figure:
     """Prospective prediction against calculated dE, +-1 std bars, one trace per model version."""
     if not points:
         return empty_figure(f"no {adsorbate} calculation with a stored prediction yet")
-    fig = go.Figure(layout={**LAYOUT, "title": f"{adsorbate}: predicted before, calculated after"})
+    fig = _figure(f"{adsorbate}: predicted before, calculated after")
     versions = sorted({p.model_version for p in points}, key=lambda v: (v is None, v or 0))
     for version in versions:
         group = [p for p in points if p.model_version == version]
@@ -144,7 +151,7 @@ def parity_figure(points: Sequence[Prospective], adsorbate: str) -> go.Figure:
         )
     )
     mae = float(np.mean([abs(p.error) for p in points]))
-    fig.update_layout(title=f"{adsorbate}: prospective MAE {mae:.3f} eV over {len(points)}")
+    fig.update_layout(title_text=f"{adsorbate}: prospective MAE {mae:.3f} eV over {len(points)}")
     fig.update_xaxes(title="calculated dE (eV)")
     fig.update_yaxes(title="predicted when chosen (eV)")
     return fig
@@ -154,7 +161,7 @@ def learning_curve_figure(curve: Sequence[CurvePoint], adsorbate: str) -> go.Fig
     """Per cycle: MAE of the predictions made before its calculations, and their 90% coverage."""
     if not curve:
         return empty_figure(f"no {adsorbate} calculation with a stored prediction yet")
-    fig = go.Figure(layout={**LAYOUT, "title": f"{adsorbate}: prospective accuracy per cycle"})
+    fig = _figure(f"{adsorbate}: prospective accuracy per cycle")
     x = [c.calculations for c in curve]
     fig.add_trace(
         go.Scatter(
@@ -185,6 +192,10 @@ def learning_curve_figure(curve: Sequence[CurvePoint], adsorbate: str) -> go.Fig
             "overlaying": "y",
             "side": "right",
             "range": [0, 1.05],
+            "tickmode": "linear",  # its own ticks, not the MAE axis's
+            "tick0": 0,
+            "dtick": 0.2,
+            "showgrid": False,
         },
         legend={"orientation": "h", "y": -0.2},
     )
@@ -195,7 +206,7 @@ def calibration_figure(points: Sequence[CalibrationPoint], adsorbate: str) -> go
     """Observed coverage of the central intervals mean +- z std against their nominal level."""
     if not points:
         return empty_figure(f"no {adsorbate} prediction with a std yet")
-    fig = go.Figure(layout={**LAYOUT, "title": f"{adsorbate}: calibration ({points[0].n} results)"})
+    fig = _figure(f"{adsorbate}: calibration ({points[0].n} results)")
     fig.add_trace(
         go.Scatter(
             x=[p.nominal for p in points],
@@ -230,7 +241,7 @@ def hits_figure(series: Mapping[str, Sequence[HitPoint]]) -> go.Figure:
     drawn = {a: points for a, points in series.items() if points}
     if not drawn:
         return empty_figure("no calculation yet")
-    fig = go.Figure(layout={**LAYOUT, "title": "results in the target window found so far"})
+    fig = _figure("results in the target window found so far")
     for adsorbate, points in drawn.items():
         fig.add_trace(
             go.Scatter(
@@ -259,7 +270,7 @@ def structure_figure(atoms, title: str = "") -> go.Figure:
 
     tags = atoms.get_tags()
     positions = atoms.positions
-    fig = go.Figure(layout={**LAYOUT, "title": title})
+    fig = _figure(title)
     slab_index = np.flatnonzero(tags != 0)
     if len(slab_index):
         slab_bonds = bonds(atoms[slab_index])

@@ -61,6 +61,7 @@ def create_app(
                                 type="password",
                                 placeholder="dashboard token",
                                 debounce=True,
+                                style={"width": "14em"},
                             ),
                             html.Span("no token", id="token-state", className="muted"),
                         ],
