@@ -250,7 +250,7 @@ def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
         assert {b.fingerprint_versions["CO"] for b in Bulk.objects} == {FINGERPRINT_VERSION}
         train(store, "Cu", profile="emt", adsorbates=["CO"], force=True)
         latest = ModelVersion.objects(adsorbate="CO").order_by("-version").first()
-        assert latest.version == 2 and latest.feature_set == "zones+layers"
+        assert latest.version == 2 and latest.feature_set == "zones+layers+bonds"
 
 
 def test_a_model_trains_on_one_profile_identity_and_says_which(cu, cu_pool, monkeypatch):

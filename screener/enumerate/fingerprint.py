@@ -20,6 +20,13 @@ Version 6 adds ``"layers"``: the element fractions of the slab's top :data:`LAYE
 site; the layers carry the longer-range ligand and strain effects of the composition under it,
 which one facet of many alloys varies and the zones do not see.
 
+Version 7 adds ``"bonds"``: the metal-metal bonds around the site counted by element pair, which
+say how the elements of the zones are arranged: ``binding_ring`` and ``binding_below`` the bonds
+from each binding atom to the ring and to the layer below (``"A-B"``, A the binding atom's
+element), ``ring_ring`` the bonds between ring atoms and ``binding_binding`` the pairs of binding
+atoms (``"A-B"`` with A <= B).  Counts of the zones alone cannot tell a Ru binding atom with Ag
+neighbours in a Ru-Ag hollow from an Ag one with Ru neighbours.
+
 One code path serves enumerated sites and relaxed structures: :func:`fingerprint_from_binding`
 takes the binding atoms, :func:`fingerprint_of_adslab` finds them in an adsorbate+slab (adsorbate
 tagged 0) and calls it.
@@ -39,7 +46,7 @@ from ase.data import atomic_numbers, covalent_radii
 from workflows import bonding
 from workflows.bonding import point_distances as point_distances  # re-exported (pipeline)
 
-FINGERPRINT_VERSION = 6
+FINGERPRINT_VERSION = 7
 LAYER_DEPTH = 3  # top layers whose composition a fingerprint records (version 6)
 
 
@@ -103,6 +110,7 @@ def _layer_heights(slab: Atoms, normal: np.ndarray) -> np.ndarray:
 
 
 ZONES = ("binding", "ring", "below", "ring2", "ring_shared", "below_shared", "ring2_shared")
+BOND_KINDS = ("binding_ring", "binding_below", "ring_ring", "binding_binding")  # version 7
 IMAGE_SLACK = 1.5  # A: images of a binding atom this much farther than its nearest are candidates
 ZONE_DEPTH = 0.6  # A below the lowest binding atom: deeper neighbours are the layer under the site
 
@@ -111,8 +119,9 @@ Node = tuple[int, int, int]  # atom index and the (a, b) cell offset of its imag
 
 def zones(
     slab: Atoms, binding: list[int], bonds: SlabBonds, point: np.ndarray | None = None
-) -> dict:
-    """Per-element counts in zones around a site (with periodic images, as the shells are).
+) -> tuple[dict, dict]:
+    """Per-element counts in zones around a site, and the bonds between them by element pair
+    (with periodic images, as the shells are).
 
     ``binding``: the binding atoms, as the most compact set of their images near ``point`` (the
     adsorbate's binding atom; default: the first binding atom).  ``ring``: the other atoms
@@ -178,10 +187,35 @@ def zones(
         "below_shared": {n for n in below if first[n] >= 2},
         "ring2_shared": {n for n in ring2 if second[n] >= 2},
     }
-    return {
+    counts = {
         zone: dict(sorted(Counter(bonds.symbols[n[0]] for n in nodes).items()))
         for zone, nodes in members.items()
     }
+    return counts, _bond_counts(seeds, ring, below, bonds)
+
+
+def _bond_counts(seeds: set[Node], ring: set[Node], below: set[Node], bonds: SlabBonds) -> dict:
+    """Bonds from the binding atoms to the ring and below, within the ring, and binding pairs."""
+    found: dict[str, Counter] = {kind: Counter() for kind in BOND_KINDS}
+    symbol = bonds.symbols
+
+    def bonded(node: Node):
+        i, p, q = node
+        for j, (dp, dq) in zip(bonds.neighbours[i], bonds.offsets[i], strict=True):
+            yield (int(j), p + int(dp), q + int(dq))
+
+    for node in seeds:
+        for other in bonded(node):
+            kind = "binding_ring" if other in ring else "binding_below" if other in below else None
+            if kind is not None:
+                found[kind][f"{symbol[node[0]]}-{symbol[other[0]]}"] += 1
+    for node in ring:
+        for other in bonded(node):
+            if other in ring and node < other:  # each bond once
+                found["ring_ring"]["-".join(sorted((symbol[node[0]], symbol[other[0]])))] += 1
+    for a, b in itertools.combinations(sorted(seeds), 2):
+        found["binding_binding"]["-".join(sorted((symbol[a[0]], symbol[b[0]])))] += 1
+    return {kind: dict(sorted(c.items())) for kind, c in found.items()}
 
 
 def fingerprint_from_binding(
@@ -197,6 +231,10 @@ def fingerprint_from_binding(
     and ``point``, the adsorbate's binding atom, to place the site's images (:func:`zones`).
     """
     bonds = bonds or SlabBonds.of(slab)
+    if binding:
+        zone_counts, bond_counts = zones(slab, binding, bonds, point)
+    else:
+        zone_counts, bond_counts = {z: {} for z in ZONES}, {k: {} for k in BOND_KINDS}
     second = [bonds.symbols[j] for b in binding for j in bonds.neighbours[b]]
     outer = []  # second-shell atoms other than the site's own binding atoms
     for b in binding:
@@ -215,8 +253,9 @@ def fingerprint_from_binding(
             "second_sum": sum(len(bonds.neighbours[j]) for j in outer),
             "second_n": len(outer),
         },
-        "zones": zones(slab, binding, bonds, point) if binding else {z: {} for z in ZONES},
+        "zones": zone_counts,
         "layers": layer_composition(slab),
+        "bonds": bond_counts,
     }
 
 

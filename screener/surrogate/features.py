@@ -26,9 +26,13 @@ Feature sets:
     binding atoms, the surface ring around them, the atoms below in the next layer, the second
     ring, and the atoms of each zone shared by two binding atoms), each zone's mean reference
     energy, and the 7 coordination columns: where each element sits, not only that it is near.
-``zones+layers`` (default)
+``zones+layers``
     ``zones`` plus the element fractions of the top three layers (fingerprint version 6,
     ``"layers"``): the composition under the site beyond the atoms that touch it.
+``zones+layers+bonds`` (default)
+    ``zones+layers`` plus the bonds around the site by element pair (fingerprint version 7,
+    ``"bonds"``): binding atom to ring and to the layer below (ordered pairs), within the ring
+    and between binding atoms (unordered): how the zones' elements are arranged.
 
 A fingerprint older than a set needs cannot be transformed with it: :func:`best_feature_set`
 picks the richest set every fingerprint of the data can give.
@@ -44,18 +48,24 @@ from operator import itemgetter
 
 import numpy as np
 
-from screener.enumerate.fingerprint import LAYER_DEPTH
+from screener.enumerate.fingerprint import BOND_KINDS, LAYER_DEPTH
 from screener.enumerate.fingerprint import ZONES as ZONE_NAMES
 from screener.errors import InputError
 
 FIRST_SLOTS = 4
 SECOND_SLOTS = 6
-FEATURE_SETS = ("tu", "tu+stats", "tu+stats+cn", "zones", "zones+layers")
-DEFAULT_FEATURE_SET = "zones+layers"
+FEATURE_SETS = ("tu", "tu+stats", "tu+stats+cn", "zones", "zones+layers", "zones+layers+bonds")
+DEFAULT_FEATURE_SET = "zones+layers+bonds"
 #: the next richest set, for fingerprints too old for a set, with the fingerprint version each
 #: set needs (tu and tu+stats: any)
-FALLBACK = {"zones+layers": "zones", "zones": "tu+stats+cn", "tu+stats+cn": "tu+stats"}
-NEEDS_VERSION = {"zones+layers": 6, "zones": 4, "tu+stats+cn": 2}
+FALLBACK = {
+    "zones+layers+bonds": "zones+layers",
+    "zones+layers": "zones",
+    "zones": "tu+stats+cn",
+    "tu+stats+cn": "tu+stats",
+}
+NEEDS_VERSION = {"zones+layers+bonds": 7, "zones+layers": 6, "zones": 4, "tu+stats+cn": 2}
+ORDERED_BONDS = ("binding_ring", "binding_below")  # "A-B": A the binding atom's element
 CN_NORM = 12.0  # generalized coordination number: CN sum over the second shell / 12
 _N_EXTRA = {"tu": 0, "tu+stats": 10, "tu+stats+cn": 17}
 SOURCES = ("pure", "any", "global")
@@ -73,12 +83,14 @@ def fingerprint_key(fingerprint: dict) -> Key:
     cn = fingerprint.get("cn")
     zones = fingerprint.get("zones")
     layers = fingerprint.get("layers")
+    bonds = fingerprint.get("bonds")
     return (
         tuple(map(_SYMBOL_COUNT, fingerprint["first"])),
         tuple(map(_SYMBOL_COUNT, fingerprint["second"])),
         None if cn is None else (tuple(cn["binding"]), cn["second_sum"], cn["second_n"]),
         None if zones is None else tuple(tuple(sorted(zones[z].items())) for z in ZONE_NAMES),
         None if layers is None else tuple(tuple(sorted(layer.items())) for layer in layers),
+        None if bonds is None else tuple(tuple(sorted(bonds[k].items())) for k in BOND_KINDS),
     )
 
 
@@ -97,7 +109,17 @@ def has_layers(fingerprints: Iterable[dict]) -> bool:
     return all(fp.get("layers") is not None for fp in fingerprints)
 
 
-_CARRIES = {"zones+layers": has_layers, "zones": has_zones, "tu+stats+cn": has_coordination}
+def has_bonds(fingerprints: Iterable[dict]) -> bool:
+    """True when every fingerprint carries bond counts by element pair (version >= 7)."""
+    return all(fp.get("bonds") is not None for fp in fingerprints)
+
+
+_CARRIES = {
+    "zones+layers+bonds": lambda fps: has_bonds(fps) and has_layers(fps),
+    "zones+layers": has_layers,
+    "zones": has_zones,
+    "tu+stats+cn": has_coordination,
+}
 
 
 def best_feature_set(fingerprints: Iterable[dict], wanted: str = DEFAULT_FEATURE_SET) -> str:
@@ -178,6 +200,7 @@ class Featurizer:
         self.global_reference: float | None = None
         self.elements: list[str] = []  # the zone-count columns (``zones``), set by fit
         self._cache: dict[Key, np.ndarray] = {}
+        self._bond_place: dict[tuple[str, str], int] | None = None
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(
@@ -215,6 +238,7 @@ class Featurizer:
             self.references[element] = float(value)
             self.reference_sources[element] = source
         self._cache = {}
+        self._bond_place = None
         return self
 
     def reference(self, element: str) -> float:
@@ -227,7 +251,8 @@ class Featurizer:
     def n_features(self) -> int:
         if self.feature_set.startswith("zones"):
             zones = len(ZONE_NAMES) * (len(self.elements) + 1) + len(_CN_NAMES)
-            return zones + (LAYER_DEPTH * len(self.elements) if self.with_layers else 0)
+            layers = LAYER_DEPTH * len(self.elements) if self.with_layers else 0
+            return zones + layers + (len(self._bond_index) if self.with_bonds else 0)
         return 4 * (FIRST_SLOTS + SECOND_SLOTS) + _N_EXTRA[self.feature_set]
 
     @property
@@ -238,6 +263,8 @@ class Featurizer:
             names += list(_CN_NAMES)
             if self.with_layers:
                 names += [f"layer{k}_{e}" for k in range(1, LAYER_DEPTH + 1) for e in self.elements]
+            if self.with_bonds:
+                names += [f"{kind}_{pair}" for kind, pair in self._bond_columns]
             return names
         names = []
         for shell, slots in (("first", FIRST_SLOTS), ("second", SECOND_SLOTS)):
@@ -289,11 +316,51 @@ class Featurizer:
                     k = column.get(element)
                     if k is not None:
                         out[start + depth * m + k] = fraction
+        if self.with_bonds:
+            bonds = fingerprint.get("bonds")
+            if bonds is None:
+                raise InputError(
+                    "fingerprint has no bond counts (version < 7): re-seed the space to "
+                    "upgrade its fingerprints, or use the zones+layers feature set"
+                )
+            place = self._bond_index
+            start = self.n_features - len(place)
+            for kind in BOND_KINDS:
+                for pair, n in (bonds.get(kind) or {}).items():
+                    k = place.get((kind, pair))
+                    if k is not None:  # a pair with an element no training row had
+                        out[start + k] = n
         return out
 
     @property
     def with_layers(self) -> bool:
-        return self.feature_set == "zones+layers"
+        return self.feature_set in ("zones+layers", "zones+layers+bonds")
+
+    @property
+    def with_bonds(self) -> bool:
+        return self.feature_set == "zones+layers+bonds"
+
+    @property
+    def _bond_columns(self) -> list[tuple[str, str]]:
+        """(kind, "A-B") of each bond column: ordered pairs for the bonds from binding atoms,
+        unordered (A <= B) for the others."""
+        els = self.elements
+        ordered = [f"{a}-{b}" for a in els for b in els]
+        unordered = [f"{a}-{b}" for i, a in enumerate(els) for b in els[i:]]
+        return [
+            (kind, pair)
+            for kind in BOND_KINDS
+            for pair in (ordered if kind in ORDERED_BONDS else unordered)
+        ]
+
+    @property
+    def _bond_index(self) -> dict[tuple[str, str], int]:
+        """(kind, pair) -> bond column, built once per fit (models pickled before version 7
+        have no such attribute)."""
+        index = getattr(self, "_bond_place", None)
+        if index is None:
+            index = self._bond_place = {c: k for k, c in enumerate(self._bond_columns)}
+        return index
 
     def _row(self, fingerprint: dict) -> np.ndarray:
         if self.feature_set.startswith("zones"):

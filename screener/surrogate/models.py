@@ -18,8 +18,12 @@ Candidates: ``extratrees`` and ``randomforest`` (spread = standard deviation of 
 predictions); ``boosting`` (:class:`BaggedBoosting`: gradient-boosted trees on bootstrap
 replicas, spread = their standard deviation; from ``BOOSTING_MIN_ROWS`` rows);
 ``ensemble-linear`` (:class:`EnsembleLinear`: a ridge model per binding ensemble, zones feature
-set only); and ``gp`` (a Gaussian process with an RBF + white-noise kernel on standardised
-features; spread = its predictive std) when there are at most ``gp_max_rows`` rows.
+set only); ``kernel`` (:class:`BaggedKernelRidge`: ridge regression on a Nystroem approximation of
+an RBF kernel over the standardised features, on bootstrap replicas); ``boosting+kernel``
+(:class:`Blend`: the mean of the two, whose errors differ: trees cut the features into boxes, the
+kernel interpolates smoothly between sites); and ``gp`` (a Gaussian process with an RBF +
+white-noise kernel on standardised features; spread = its predictive std) when there are at
+most ``gp_max_rows`` rows.
 """
 
 from __future__ import annotations
@@ -44,7 +48,11 @@ from screener.surrogate.features import (
 )
 
 Z90 = 1.6448536269514722  # standard normal 95th percentile: mean +/- Z90*std is a 90% interval
-CANDIDATES = ("extratrees", "randomforest", "boosting", "ensemble-linear", "gp")
+CANDIDATES = (
+    "extratrees", "randomforest", "boosting", "ensemble-linear", "kernel", "boosting+kernel", "gp",
+)  # fmt: skip
+#: candidates that average others: their inner-CV predictions come from their parts'
+BLENDS = {"boosting+kernel": ("boosting", "kernel")}
 FLOOR_FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.8)
 MIN_ROWS = 10
 SMALL_N_FLOOR = 0.1  # eV: least std floor when fitted on fewer than MIN_ROWS rows
@@ -96,6 +104,10 @@ BOOSTING_ROUNDS = 300
 BOOSTING_MIN_ROWS = 200  # below this, boosting is skipped: 300 rounds cost ~1 s per fit even on
 # ten rows (7 s of a 19-row fit), and the forests are as good there
 ENSEMBLE_MIN_ROWS = 30  # an ensemble with fewer training rows uses the model of all rows
+KERNEL_MEMBERS = 4  # bootstrap replicas of the kernel ridge model
+KERNEL_COMPONENTS = 1000  # Nystroem landmarks: kernel ridge on all rows costs n^2 per prediction
+KERNEL_GAMMA = 0.15  # RBF gamma x the number of varying standardised features
+KERNEL_ALPHA = 0.003  # ridge penalty on the Nystroem features
 
 
 class BaggedBoosting:
@@ -181,6 +193,75 @@ class EnsembleLinear:
         return mean, spread
 
 
+class BaggedKernelRidge:
+    """Ridge regression on a Nystroem approximation of an RBF kernel (scikit-learn's
+    StandardScaler, Nystroem and Ridge) on bootstrap replicas of the rows: their mean is the
+    prediction, their standard deviation the raw spread.
+
+    The kernel's width scales with the number of features that vary, so that one setting serves
+    feature sets of different sizes; features are standardised on the training rows.
+    """
+
+    def __init__(self, members: int = KERNEL_MEMBERS, seed: int = 0):
+        self.members, self.seed = members, seed
+        self.scaler_ = None
+        self.models_: list = []
+        self.offset_ = 0.0
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> BaggedKernelRidge:
+        from sklearn.kernel_approximation import Nystroem
+        from sklearn.linear_model import Ridge
+        from sklearn.preprocessing import StandardScaler
+
+        self.scaler_ = StandardScaler().fit(X)
+        Z = self.scaler_.transform(X)
+        varying = int(np.count_nonzero(self.scaler_.var_ > 0))
+        gamma = KERNEL_GAMMA / max(varying, 1)
+        self.offset_ = float(np.mean(y))
+        rng = np.random.default_rng(self.seed)
+        self.models_ = []
+        for k in range(self.members):
+            rows = rng.integers(0, len(y), len(y)) if self.members > 1 else np.arange(len(y))
+            landmarks = Nystroem(
+                kernel="rbf",
+                gamma=gamma,
+                n_components=min(KERNEL_COMPONENTS, len(rows)),
+                random_state=self.seed + k,
+            ).fit(Z[rows])
+            ridge = Ridge(alpha=KERNEL_ALPHA).fit(
+                landmarks.transform(Z[rows]), y[rows] - self.offset_
+            )
+            self.models_.append((landmarks, ridge))
+        return self
+
+    def predict_spread(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Z = self.scaler_.transform(X)
+        preds = np.array([r.predict(n.transform(Z)) for n, r in self.models_]) + self.offset_
+        return preds.mean(axis=0), preds.std(axis=0)
+
+
+class Blend:
+    """The mean of several regressors; raw spread: their spreads and their disagreement,
+    sqrt(mean of spread^2 + variance of the means)."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Blend:
+        for part in self.parts:
+            part.fit(X, y)
+        return self
+
+    def predict_spread(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _blend([_predict_spread(part, X) for part in self.parts])
+
+
+def _blend(outputs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    means = np.array([m for m, _ in outputs])
+    spreads = np.array([s for _, s in outputs])
+    return means.mean(axis=0), np.sqrt((spreads**2).mean(axis=0) + means.var(axis=0))
+
+
 def _make_regressor(
     name: str,
     n_estimators: int,
@@ -190,8 +271,17 @@ def _make_regressor(
 ):
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
+    if name in BLENDS:
+        return Blend(
+            [
+                _make_regressor(part, n_estimators, seed, min_samples_leaf, feature_names)
+                for part in BLENDS[name]
+            ]
+        )
     if name == "boosting":
         return BaggedBoosting(seed=seed)
+    if name == "kernel":
+        return BaggedKernelRidge(seed=seed)
     if name == "ensemble-linear":
         columns = [k for k, f in enumerate(feature_names) if f.startswith("binding_")]
         if not columns or not any(f == "binding_ref_mean" for f in feature_names):
@@ -324,7 +414,7 @@ class Surrogate:
             c
             for c in self.candidates
             if (c != "gp" or n <= self.gp_max_rows)
-            and (c != "boosting" or n >= BOOSTING_MIN_ROWS)
+            and ("boosting" not in BLENDS.get(c, (c,)) or n >= BOOSTING_MIN_ROWS)
             and (c != "ensemble-linear" or self.feature_set.startswith("zones"))
         ]
         for c in names:
@@ -369,19 +459,24 @@ class Surrogate:
         names = self._candidate_names(n)
         folds = _inner_splits(garr, self.inner_folds, seed)
         inner_trees = min(self.inner_estimators or self.n_estimators, self.n_estimators)
-        oof = {name: (np.zeros(n), np.zeros(n)) for name in names}
+        # a blend's parts are fitted once and shared with the parts' own candidacy
+        fitted = list(dict.fromkeys(p for name in names for p in BLENDS.get(name, (name,))))
+        oof = {name: (np.zeros(n), np.zeros(n)) for name in fitted}
         for train, test in folds:
             featurizer, X_train = self._featurize(
                 [fps[i] for i in train], energies[train], [pure[i] for i in train]
             )
             X_test = featurizer.transform([fps[i] for i in test])
-            for name in names:
+            for name in fitted:
                 regressor = self._regress(
                     name, X_train, energies[train], seed, inner_trees, featurizer.feature_names
                 )
                 mean, spread = _predict_spread(regressor, X_test)
                 oof[name][0][test] = mean
                 oof[name][1][test] = spread
+        for name in names:
+            if name in BLENDS:
+                oof[name] = _blend([oof[part] for part in BLENDS[name]])
         maes = {name: float(np.mean(np.abs(oof[name][0] - energies))) for name in names}
         chosen = min(names, key=lambda k: (maes[k], names.index(k)))
         residuals = energies - oof[chosen][0]

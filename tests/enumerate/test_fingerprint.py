@@ -75,6 +75,33 @@ def test_zones_tell_where_the_neighbours_sit():
             assert set(zones["ring"]) == {"Pt"}
 
 
+def test_bond_counts_say_which_element_touches_which():
+    """Pt(111): bonds of a top and an fcc site in any cell size (a binding atom has 6 bonds in
+    its layer and 3 below; the ring of a top site is a hexagon, that of a hollow a loop of 9);
+    a Ru binding atom's bonds are "Ru-Pt", those of the Pt binding atoms to it "Pt-Ru"."""
+    pure = {
+        "ontop": {"binding_ring": 6, "binding_below": 3, "ring_ring": 6, "binding_binding": 0},
+        "fcc": {"binding_ring": 12, "binding_below": 9, "ring_ring": 9, "binding_binding": 3},
+    }
+    for size in ((2, 2, 4), (3, 3, 4), (4, 4, 4)):
+        for site, counts in pure.items():
+            slab = fcc111("Pt", size=size, a=3.92, vacuum=8.0)
+            add_adsorbate(slab, "O", 1.9 if site == "ontop" else 1.2, site)
+            slab.set_tags([*slab.get_tags()[:-1], 0])
+            bonds = fingerprint_of_adslab(slab)["bonds"]
+            assert {k: sum(v.values()) for k, v in bonds.items()} == counts, (size, site)
+    slab = fcc111("Pt", size=(4, 4, 4), a=3.92, vacuum=8.0)
+    add_adsorbate(slab, "O", 1.2, "fcc")
+    slab.set_tags([*slab.get_tags()[:-1], 0])
+    site = binding_atoms(slab)
+    slab[site[0]].symbol = "Ru"
+    bonds = fingerprint_of_adslab(slab)["bonds"]
+    assert bonds["binding_binding"] == {"Pt-Pt": 1, "Pt-Ru": 2}
+    assert bonds["binding_ring"] == {"Pt-Pt": 8, "Ru-Pt": 4}  # Ru's 2 bonds to Pt binding
+    # atoms are binding-binding pairs, not ring bonds
+    assert bonds["binding_below"] == {"Pt-Pt": 6, "Ru-Pt": 3}
+
+
 @pytest.mark.parametrize("adsorbate", ["CO", "H"])
 def test_enumerated_fingerprints_come_from_the_placed_adsorbate(adsorbate):
     cu3pd = next(s for s in prototype_bulks(["Cu", "Pd"]) if s.key == "proto:L1_2:Cu3Pd")

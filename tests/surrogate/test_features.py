@@ -186,6 +186,47 @@ def test_layer_compositions_tell_apart_sites_the_zones_do_not():
     assert rows[1, names.index("layer2_Ru")] == pytest.approx(fps[1]["layers"][1]["Ru"])
     assert rows[0, names.index("layer2_Ru")] == 0.0
     old = [{k: v for k, v in fp.items() if k != "layers"} for fp in fps]
-    assert best_feature_set(fps) == "zones+layers" and best_feature_set(old) == "zones"
+    assert best_feature_set(fps) == "zones+layers+bonds" and best_feature_set(old) == "zones"
     with pytest.raises(InputError, match="no layer compositions"):
         layered.transform(old)
+
+
+def test_bond_columns_and_fallback_for_version_6():
+    """zones+layers+bonds adds one column per bond kind and element pair (ordered from the
+    binding atoms, unordered otherwise); fingerprints without bonds (version < 6) fall back to
+    zones+layers and are refused by the bond set in one line."""
+    from ase.build import add_adsorbate, fcc111
+
+    from screener.enumerate.fingerprint import fingerprint_of_adslab
+    from screener.surrogate.features import best_feature_set
+
+    fps = []
+    for ru in (False, True):
+        slab = fcc111("Pt", (3, 3, 4), a=3.92, vacuum=8.0)
+        add_adsorbate(slab, "O", 1.9, "ontop")
+        slab.set_tags([*slab.get_tags()[:-1], 0])
+        if ru:  # one ring atom of the top site
+            top = int(np.argmin(np.linalg.norm(slab.positions[:-1] - slab.positions[-1], axis=1)))
+            ring = [
+                i
+                for i in range(len(slab) - 1)
+                if slab.get_tags()[i] == 1 and 2.7 < slab.get_distance(top, i, mic=True) < 2.9
+            ]
+            slab[ring[0]].symbol = "Ru"
+        fps.append(fingerprint_of_adslab(slab))
+    energies, pure = np.array([0.1, 0.3]), [None, None]
+    featurizer = Featurizer("OH", "zones+layers+bonds").fit(fps, energies, pure)
+    rows, names = featurizer.transform(fps), featurizer.feature_names
+    assert len(names) == rows.shape[1] == featurizer.n_features
+    # 2 elements: 4 ordered pairs for each of 2 kinds, 3 unordered pairs for each of 2 kinds
+    assert sum(n.startswith(("binding_ring_", "binding_below_", "ring_ring_", "binding_binding_"))
+               for n in names) == 2 * 4 + 2 * 3  # fmt: skip
+    assert rows[1, names.index("binding_ring_Pt-Ru")] == 1
+    assert rows[1, names.index("ring_ring_Pt-Ru")] == 2
+    assert rows[0, names.index("binding_ring_Pt-Pt")] == 6
+    assert "binding_ring_Ru-Pt" in names and rows[1, names.index("binding_ring_Ru-Pt")] == 0
+    old = [{k: v for k, v in fp.items() if k != "bonds"} for fp in fps]
+    assert best_feature_set(fps) == "zones+layers+bonds"
+    assert best_feature_set(old) == "zones+layers"
+    with pytest.raises(InputError, match="no bond counts"):
+        featurizer.transform(old)

@@ -112,9 +112,9 @@ def test_calibrated_std_covers_about_90_percent(noisy):
 def test_model_selection_runs_with_all_candidates_on_a_small_set(clean):
     small = clean.take(np.arange(0, len(clean), 4))
     result = evaluate(small, folds=3, seed=0, n_estimators=10)
-    # any candidate may win; boosting is skipped below BOOSTING_MIN_ROWS
+    # any candidate may win; boosting and its blend are skipped below BOOSTING_MIN_ROWS
     assert len(small) < BOOSTING_MIN_ROWS
-    assert result["model"] in set(CANDIDATES) - {"boosting"}
+    assert result["model"] in set(CANDIDATES) - {"boosting", "boosting+kernel"}
     assert len(result["fold_models"]) == 3
 
 
@@ -126,3 +126,33 @@ def test_evaluate_input_errors(clean):
         evaluate(clean.take(np.arange(5)))
     with pytest.raises(InputError, match="unknown model"):
         evaluate(clean, model="nope")
+
+
+def test_kernel_model_and_its_blend_with_boosting(clean, noisy):
+    """The kernel ridge model predicts with a bootstrap spread; the blend's mean is the mean of
+    its parts' and its spread holds their spreads and their disagreement; a Surrogate picks
+    among all three from one inner CV and survives a round trip."""
+    from screener.surrogate.features import Featurizer
+    from screener.surrogate.models import BaggedBoosting, BaggedKernelRidge, Blend
+
+    featurizer = Featurizer("CO").fit(clean.fingerprints, clean.energies, clean.pure)
+    X, y = featurizer.transform(clean.fingerprints), clean.energies
+    kernel = BaggedKernelRidge(seed=0).fit(X, y)
+    mean, spread = kernel.predict_spread(X)
+    assert np.isfinite(mean).all() and (spread > 0).any()
+    assert np.mean(np.abs(mean - y)) < np.std(y)  # it learned something
+    boosting = BaggedBoosting(seed=0).fit(X, y)
+    blend = Blend([BaggedBoosting(seed=0), BaggedKernelRidge(seed=0)]).fit(X, y)
+    (mb, sb), (mk, sk) = boosting.predict_spread(X), kernel.predict_spread(X)
+    bm, bs = blend.predict_spread(X)
+    np.testing.assert_allclose(bm, (mb + mk) / 2)
+    np.testing.assert_allclose(bs, np.sqrt((sb**2 + sk**2) / 2 + ((mb - mk) / 2) ** 2))
+    assert len(noisy) >= BOOSTING_MIN_ROWS
+    s = Surrogate("CO", candidates=("boosting", "kernel", "boosting+kernel")).fit(
+        noisy.fingerprints, noisy.energies, noisy.groups, noisy.pure, seed=0
+    )
+    assert set(s.info["candidates"]) == {"boosting", "kernel", "boosting+kernel"}
+    again = Surrogate.loads(s.dumps())
+    np.testing.assert_allclose(
+        again.predict(clean.fingerprints)[0], s.predict(clean.fingerprints)[0]
+    )
