@@ -55,10 +55,16 @@ def test_placed_adsorbate_bonds_to_exactly_the_site_atoms(builder, adsorbate):
         )
 
 
+def _pt111_with_o(size: tuple[int, int, int], site: str):
+    """Pt(111) with an O atom (tagged 0) on a top (1.9 A up) or hollow (1.2 A up) site."""
+    slab = fcc111("Pt", size=size, a=3.92, vacuum=8.0)
+    add_adsorbate(slab, "O", 1.9 if site == "ontop" else 1.2, site)
+    slab.set_tags([*slab.get_tags()[:-1], 0])
+    return slab
+
+
 def test_zones_tell_where_the_neighbours_sit():
     """Pt(111), 3x3: zone sizes of top, bridge, fcc and hcp sites, hcp and fcc told apart."""
-    from ase.build import add_adsorbate
-
     expected = {
         "ontop": (1, 6, 3, 12, 0, 0, 6),
         "bridge": (2, 8, 5, 14, 2, 1, 8),
@@ -67,10 +73,7 @@ def test_zones_tell_where_the_neighbours_sit():
     }
     for size in ((3, 3, 4), (2, 2, 4), (4, 4, 4)):
         for site, sizes in expected.items():
-            slab = fcc111("Pt", size=size, a=3.92, vacuum=8.0)
-            add_adsorbate(slab, "O", 1.9 if site == "ontop" else 1.2, site)
-            slab.set_tags([*slab.get_tags()[:-1], 0])
-            zones = fingerprint_of_adslab(slab)["zones"]
+            zones = fingerprint_of_adslab(_pt111_with_o(size, site))["zones"]
             assert tuple(sum(zones[z].values()) for z in zones) == sizes, (size, site)
             assert set(zones["ring"]) == {"Pt"}
 
@@ -85,14 +88,9 @@ def test_bond_counts_say_which_element_touches_which():
     }
     for size in ((2, 2, 4), (3, 3, 4), (4, 4, 4)):
         for site, counts in pure.items():
-            slab = fcc111("Pt", size=size, a=3.92, vacuum=8.0)
-            add_adsorbate(slab, "O", 1.9 if site == "ontop" else 1.2, site)
-            slab.set_tags([*slab.get_tags()[:-1], 0])
-            bonds = fingerprint_of_adslab(slab)["bonds"]
+            bonds = fingerprint_of_adslab(_pt111_with_o(size, site))["bonds"]
             assert {k: sum(v.values()) for k, v in bonds.items()} == counts, (size, site)
-    slab = fcc111("Pt", size=(4, 4, 4), a=3.92, vacuum=8.0)
-    add_adsorbate(slab, "O", 1.2, "fcc")
-    slab.set_tags([*slab.get_tags()[:-1], 0])
+    slab = _pt111_with_o((4, 4, 4), "fcc")
     site = binding_atoms(slab)
     slab[site[0]].symbol = "Ru"
     bonds = fingerprint_of_adslab(slab)["bonds"]
