@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import re
 import time
 import warnings
 from collections import Counter
@@ -53,6 +54,7 @@ CANDIDATES = (
 )  # fmt: skip
 #: candidates that average others: their inner-CV predictions come from their parts'
 BLENDS = {"boosting+kernel": ("boosting", "kernel")}
+_BINDING_COUNT = re.compile(r"binding_[A-Z][a-z]?")  # a zones column: binding atoms of element
 FLOOR_FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.8)
 MIN_ROWS = 10
 SMALL_N_FLOOR = 0.1  # eV: least std floor when fitted on fewer than MIN_ROWS rows
@@ -283,10 +285,11 @@ def _make_regressor(
     if name == "kernel":
         return BaggedKernelRidge(seed=seed)
     if name == "ensemble-linear":
-        columns = [k for k, f in enumerate(feature_names) if f.startswith("binding_")]
+        # the binding zone's element counts (binding_Pt), not its bonds (binding_ring_Pt-Ru)
+        columns = [k for k, f in enumerate(feature_names) if _BINDING_COUNT.fullmatch(f)]
         if not columns or not any(f == "binding_ref_mean" for f in feature_names):
             raise InputError("the ensemble-linear model needs the zones feature set")
-        return EnsembleLinear([k for k in columns if feature_names[k] != "binding_ref_mean"])
+        return EnsembleLinear(columns)
 
     if name == "extratrees":
         return ExtraTreesRegressor(

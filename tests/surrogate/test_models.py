@@ -156,3 +156,20 @@ def test_kernel_model_and_its_blend_with_boosting(clean, noisy):
     np.testing.assert_allclose(
         again.predict(clean.fingerprints)[0], s.predict(clean.fingerprints)[0]
     )
+
+
+def test_ensemble_linear_keys_on_the_binding_elements_not_their_bonds(clean):
+    """The ensemble of a site is the element counts of its binding atoms; the bond columns
+    (binding_ring_A-B, binding_binding_A-B) are features of its model, not part of its key."""
+    from screener.surrogate.features import Featurizer
+    from screener.surrogate.models import _make_regressor
+
+    featurizer = Featurizer("CO", "zones+layers+bonds").fit(
+        clean.fingerprints, clean.energies, clean.pure
+    )
+    names = featurizer.feature_names
+    model = _make_regressor("ensemble-linear", 10, 0, 1, names)
+    assert sorted(names[k] for k in model.ensemble_columns) == sorted(
+        f"binding_{e}" for e in featurizer.elements
+    )
+    assert any(n.startswith("binding_ring_") for n in names)
