@@ -100,10 +100,15 @@ def browser(campaign, tmp_path_factory: pytest.TempPathFactory):
 
 
 def _wait(driver, predicate, timeout: float = 45.0, what: str = "the page"):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # Dash re-renders a component between finding it and reading it: poll again, do not fail
+    wait = WebDriverWait(
+        driver, timeout, poll_frequency=0.25, ignored_exceptions=(StaleElementReferenceException,)
+    )
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: predicate(d))
+        return wait.until(lambda d: predicate(d))
     except Exception:
         shot = ARTIFACTS / f"failed-{int(time.time())}.png"
         driver.save_screenshot(str(shot))
