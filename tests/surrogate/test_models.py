@@ -140,21 +140,23 @@ def test_kernel_model_and_its_blend_with_boosting(clean, noisy):
     kernel = BaggedKernelRidge(seed=0).fit(X, y)
     mean, spread = kernel.predict_spread(X)
     assert np.isfinite(mean).all() and (spread > 0).any()
-    assert np.mean(np.abs(mean - y)) < np.std(y)  # it learned something
-    boosting = BaggedBoosting(seed=0).fit(X, y)
-    blend = Blend([BaggedBoosting(seed=0), BaggedKernelRidge(seed=0)]).fit(X, y)
+    assert np.mean(np.abs(mean - y)) < 0.5 * np.mean(np.abs(y - y.mean()))  # it learned
+    boosting = BaggedBoosting(members=2, rounds=30, seed=0).fit(X, y)
+    blend = Blend([BaggedBoosting(members=2, rounds=30, seed=0), BaggedKernelRidge(seed=0)])
+    blend.fit(X, y)
     (mb, sb), (mk, sk) = boosting.predict_spread(X), kernel.predict_spread(X)
     bm, bs = blend.predict_spread(X)
     np.testing.assert_allclose(bm, (mb + mk) / 2)
     np.testing.assert_allclose(bs, np.sqrt((sb**2 + sk**2) / 2 + ((mb - mk) / 2) ** 2))
-    assert len(noisy) >= BOOSTING_MIN_ROWS
-    s = Surrogate("CO", candidates=("boosting", "kernel", "boosting+kernel")).fit(
-        noisy.fingerprints, noisy.energies, noisy.groups, noisy.pure, seed=0
-    )
+    # the smallest pool boosting takes part in: whole groups, just over BOOSTING_MIN_ROWS rows
+    order = np.argsort(noisy.groups, kind="stable")
+    small = noisy.take(order[: BOOSTING_MIN_ROWS + 20])
+    s = Surrogate("CO", candidates=("boosting", "kernel", "boosting+kernel"), inner_folds=2)
+    s.fit(small.fingerprints, small.energies, small.groups, small.pure, seed=0)
     assert set(s.info["candidates"]) == {"boosting", "kernel", "boosting+kernel"}
     again = Surrogate.loads(s.dumps())
     np.testing.assert_allclose(
-        again.predict(clean.fingerprints)[0], s.predict(clean.fingerprints)[0]
+        again.predict(small.fingerprints)[0], s.predict(small.fingerprints)[0]
     )
 
 
