@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -166,11 +167,7 @@ def zones(
     seeds: set[Node] = {node for node, _ in best}
 
     def around(nodes: set[Node]) -> Counter:
-        touched: Counter = Counter()
-        for i, p, q in nodes:
-            for j, (dp, dq) in zip(bonds.neighbours[i], bonds.offsets[i], strict=True):
-                touched[(int(j), p + int(dp), q + int(dq))] += 1
-        return touched
+        return Counter(other for node in nodes for other in _bonded(node, bonds))
 
     floor = min(bonds.heights[b] for b in binding) - ZONE_DEPTH
     first = around(seeds)
@@ -194,23 +191,24 @@ def zones(
     return counts, _bond_counts(seeds, ring, below, bonds)
 
 
+def _bonded(node: Node, bonds: SlabBonds) -> Iterator[Node]:
+    """The atom images bonded to an atom image."""
+    i, p, q = node
+    for j, (dp, dq) in zip(bonds.neighbours[i], bonds.offsets[i], strict=True):
+        yield (int(j), p + int(dp), q + int(dq))
+
+
 def _bond_counts(seeds: set[Node], ring: set[Node], below: set[Node], bonds: SlabBonds) -> dict:
     """Bonds from the binding atoms to the ring and below, within the ring, and binding pairs."""
     found: dict[str, Counter] = {kind: Counter() for kind in BOND_KINDS}
     symbol = bonds.symbols
-
-    def bonded(node: Node):
-        i, p, q = node
-        for j, (dp, dq) in zip(bonds.neighbours[i], bonds.offsets[i], strict=True):
-            yield (int(j), p + int(dp), q + int(dq))
-
     for node in seeds:
-        for other in bonded(node):
+        for other in _bonded(node, bonds):
             kind = "binding_ring" if other in ring else "binding_below" if other in below else None
             if kind is not None:
                 found[kind][f"{symbol[node[0]]}-{symbol[other[0]]}"] += 1
     for node in ring:
-        for other in bonded(node):
+        for other in _bonded(node, bonds):
             if other in ring and node < other:  # each bond once
                 found["ring_ring"]["-".join(sorted((symbol[node[0]], symbol[other[0]])))] += 1
     for a, b in itertools.combinations(sorted(seeds), 2):

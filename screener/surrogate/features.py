@@ -355,12 +355,10 @@ class Featurizer:
 
     @property
     def _bond_index(self) -> dict[tuple[str, str], int]:
-        """(kind, pair) -> bond column, built once per fit (models pickled before version 7
-        have no such attribute)."""
-        index = getattr(self, "_bond_place", None)
-        if index is None:
-            index = self._bond_place = {c: k for k, c in enumerate(self._bond_columns)}
-        return index
+        """(kind, pair) -> bond column, built once per fit (the columns follow the elements)."""
+        if self._bond_place is None:
+            self._bond_place = {c: k for k, c in enumerate(self._bond_columns)}
+        return self._bond_place
 
     def _row(self, fingerprint: dict) -> np.ndarray:
         if self.feature_set.startswith("zones"):
