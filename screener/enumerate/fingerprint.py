@@ -27,6 +27,12 @@ element), ``ring_ring`` the bonds between ring atoms and ``binding_binding`` the
 atoms (``"A-B"`` with A <= B).  Counts of the zones alone cannot tell a Ru binding atom with Ag
 neighbours in a Ru-Ag hollow from an Ag one with Ru neighbours.
 
+Version 8 goes one layer deeper: the zones ``below2`` (the atoms bonded to the ``below`` zone,
+in the layer under it) and ``below2_shared`` (those bonded to at least two ``below`` atoms: on
+fcc(111) the three third-layer atoms under the hollows around a top site, which sit closest to
+it).  Sites alike in every zone and bond above can differ in the atoms under the ones under
+them: on Ag-Ru, whether Ru or Ag fills that layer changes how strongly OH binds on top.
+
 One code path serves enumerated sites and relaxed structures: :func:`fingerprint_from_binding`
 takes the binding atoms, :func:`fingerprint_of_adslab` finds them in an adsorbate+slab (adsorbate
 tagged 0) and calls it.
@@ -47,7 +53,7 @@ from ase.data import atomic_numbers, covalent_radii
 from workflows import bonding
 from workflows.bonding import point_distances as point_distances  # re-exported (pipeline)
 
-FINGERPRINT_VERSION = 7
+FINGERPRINT_VERSION = 8
 LAYER_DEPTH = 3  # top layers whose composition a fingerprint records (version 6)
 
 
@@ -111,6 +117,7 @@ def _layer_heights(slab: Atoms, normal: np.ndarray) -> np.ndarray:
 
 
 ZONES = ("binding", "ring", "below", "ring2", "ring_shared", "below_shared", "ring2_shared")
+DEEP_ZONES = ("below2", "below2_shared")  # version 8
 BOND_KINDS = ("binding_ring", "binding_below", "ring_ring", "binding_binding")  # version 7
 IMAGE_SLACK = 1.5  # A: images of a binding atom this much farther than its nearest are candidates
 ZONE_DEPTH = 0.6  # A below the lowest binding atom: deeper neighbours are the layer under the site
@@ -128,9 +135,11 @@ def zones(
     adsorbate's binding atom; default: the first binding atom).  ``ring``: the other atoms
     bonded to them, not deeper than ``ZONE_DEPTH`` below the lowest binding atom; ``below``:
     those deeper (the layer under the site); ``ring2``: atoms bonded to the ring, outside the
-    zones before, not deeper either.  ``*_shared``: the atoms of a zone bonded to at least two
-    atoms of the zone inside it (across a hollow's edge, under a bridge, the second ring's near
-    atoms), which tells where in the zone an element sits.
+    zones before, not deeper either; ``below2``: atoms bonded to ``below``, more than
+    ``ZONE_DEPTH`` under its lowest atom (the next layer down).  ``*_shared``: the atoms of a zone
+    bonded to at least two atoms of the zone inside it (across a hollow's edge, under a bridge,
+    the second ring's near atoms, the deeper layer's atoms nearest the site), which tells where
+    in the zone an element sits.
     """
     plane = bonds.plane
     to_fractional = np.linalg.pinv(plane.T)  # in-plane Cartesian -> (a, b) coordinates
@@ -175,6 +184,9 @@ def zones(
     below = {n for n in first if n not in seeds and bonds.heights[n[0]] < floor}
     second = around(ring)
     ring2 = {n for n in second if n not in seeds | ring | below and bonds.heights[n[0]] >= floor}
+    deep = around(below)
+    floor2 = min((bonds.heights[n[0]] for n in below), default=floor) - ZONE_DEPTH
+    below2 = {n for n in deep if bonds.heights[n[0]] < floor2}
     members = {
         "binding": seeds,
         "ring": ring,
@@ -183,6 +195,8 @@ def zones(
         "ring_shared": {n for n in ring if first[n] >= 2},
         "below_shared": {n for n in below if first[n] >= 2},
         "ring2_shared": {n for n in ring2 if second[n] >= 2},
+        "below2": below2,
+        "below2_shared": {n for n in below2 if deep[n] >= 2},
     }
     counts = {
         zone: dict(sorted(Counter(bonds.symbols[n[0]] for n in nodes).items()))
@@ -232,7 +246,8 @@ def fingerprint_from_binding(
     if binding:
         zone_counts, bond_counts = zones(slab, binding, bonds, point)
     else:
-        zone_counts, bond_counts = {z: {} for z in ZONES}, {k: {} for k in BOND_KINDS}
+        zone_counts = {z: {} for z in ZONES + DEEP_ZONES}
+        bond_counts = {k: {} for k in BOND_KINDS}
     second = [bonds.symbols[j] for b in binding for j in bonds.neighbours[b]]
     outer = []  # second-shell atoms other than the site's own binding atoms
     for b in binding:

@@ -29,10 +29,13 @@ Feature sets:
 ``zones+layers``
     ``zones`` plus the element fractions of the top three layers (fingerprint version 6,
     ``"layers"``): the composition under the site beyond the atoms that touch it.
-``zones+layers+bonds`` (default)
+``zones+layers+bonds``
     ``zones+layers`` plus the bonds around the site by element pair (fingerprint version 7,
     ``"bonds"``): binding atom to ring and to the layer below (ordered pairs), within the ring
     and between binding atoms (unordered): how the zones' elements are arranged.
+``zones+layers+bonds+deep`` (default)
+    ``zones+layers+bonds`` plus the next layer down (fingerprint version 8): the zones
+    ``below2`` and ``below2_shared``, the ligands of the atoms under the site.
 
 A fingerprint older than a set needs cannot be transformed with it: :func:`best_feature_set`
 picks the richest set every fingerprint of the data can give.
@@ -48,23 +51,30 @@ from operator import itemgetter
 
 import numpy as np
 
-from screener.enumerate.fingerprint import BOND_KINDS, LAYER_DEPTH
+from screener.enumerate.fingerprint import BOND_KINDS, DEEP_ZONES, LAYER_DEPTH
 from screener.enumerate.fingerprint import ZONES as ZONE_NAMES
 from screener.errors import InputError
 
 FIRST_SLOTS = 4
 SECOND_SLOTS = 6
-FEATURE_SETS = ("tu", "tu+stats", "tu+stats+cn", "zones", "zones+layers", "zones+layers+bonds")
-DEFAULT_FEATURE_SET = "zones+layers+bonds"
+FEATURE_SETS = (
+    "tu", "tu+stats", "tu+stats+cn", "zones", "zones+layers", "zones+layers+bonds",
+    "zones+layers+bonds+deep",
+)  # fmt: skip
+DEFAULT_FEATURE_SET = "zones+layers+bonds+deep"
 #: the next richest set, for fingerprints too old for a set, with the fingerprint version each
 #: set needs (tu and tu+stats: any)
 FALLBACK = {
+    "zones+layers+bonds+deep": "zones+layers+bonds",
     "zones+layers+bonds": "zones+layers",
     "zones+layers": "zones",
     "zones": "tu+stats+cn",
     "tu+stats+cn": "tu+stats",
 }
-NEEDS_VERSION = {"zones+layers+bonds": 7, "zones+layers": 6, "zones": 4, "tu+stats+cn": 2}
+NEEDS_VERSION = {
+    "zones+layers+bonds+deep": 8, "zones+layers+bonds": 7, "zones+layers": 6, "zones": 4,
+    "tu+stats+cn": 2,
+}  # fmt: skip
 ORDERED_BONDS = ("binding_ring", "binding_below")  # "A-B": A the binding atom's element
 CN_NORM = 12.0  # generalized coordination number: CN sum over the second shell / 12
 _N_EXTRA = {"tu": 0, "tu+stats": 10, "tu+stats+cn": 17}
@@ -88,10 +98,15 @@ def fingerprint_key(fingerprint: dict) -> Key:
         tuple(map(_SYMBOL_COUNT, fingerprint["first"])),
         tuple(map(_SYMBOL_COUNT, fingerprint["second"])),
         None if cn is None else (tuple(cn["binding"]), cn["second_sum"], cn["second_n"]),
-        None if zones is None else tuple(tuple(sorted(zones[z].items())) for z in ZONE_NAMES),
+        None if zones is None else tuple(_items(zones, z) for z in ZONE_NAMES + DEEP_ZONES),
         None if layers is None else tuple(tuple(sorted(layer.items())) for layer in layers),
         None if bonds is None else tuple(tuple(sorted(bonds[k].items())) for k in BOND_KINDS),
     )
+
+
+def _items(counts: dict, name: str) -> tuple:
+    """A zone's counts, sorted; ``()`` where an older fingerprint lacks the zone."""
+    return tuple(sorted((counts.get(name) or {}).items()))
 
 
 def has_coordination(fingerprints: Iterable[dict]) -> bool:
@@ -114,7 +129,13 @@ def has_bonds(fingerprints: Iterable[dict]) -> bool:
     return all(fp.get("bonds") is not None for fp in fingerprints)
 
 
+def has_deep(fingerprints: Iterable[dict]) -> bool:
+    """True when every fingerprint carries the zones of the next layer down (version >= 8)."""
+    return all(DEEP_ZONES[0] in (fp.get("zones") or {}) for fp in fingerprints)
+
+
 _CARRIES = {
+    "zones+layers+bonds+deep": lambda fps: has_deep(fps) and has_bonds(fps) and has_layers(fps),
     "zones+layers+bonds": lambda fps: has_bonds(fps) and has_layers(fps),
     "zones+layers": has_layers,
     "zones": has_zones,
@@ -250,7 +271,7 @@ class Featurizer:
     @property
     def n_features(self) -> int:
         if self.feature_set.startswith("zones"):
-            zones = len(ZONE_NAMES) * (len(self.elements) + 1) + len(_CN_NAMES)
+            zones = len(self.zone_names) * (len(self.elements) + 1) + len(_CN_NAMES)
             layers = LAYER_DEPTH * len(self.elements) if self.with_layers else 0
             return zones + layers + (len(self._bond_index) if self.with_bonds else 0)
         return 4 * (FIRST_SLOTS + SECOND_SLOTS) + _N_EXTRA[self.feature_set]
@@ -258,8 +279,8 @@ class Featurizer:
     @property
     def feature_names(self) -> list[str]:
         if self.feature_set.startswith("zones"):
-            names = [f"{zone}_{e}" for zone in ZONE_NAMES for e in self.elements]
-            names += [f"{zone}_ref_mean" for zone in ZONE_NAMES]
+            names = [f"{zone}_{e}" for zone in self.zone_names for e in self.elements]
+            names += [f"{zone}_ref_mean" for zone in self.zone_names]
             names += list(_CN_NAMES)
             if self.with_layers:
                 names += [f"layer{k}_{e}" for k in range(1, LAYER_DEPTH + 1) for e in self.elements]
@@ -288,11 +309,17 @@ class Featurizer:
                 "fingerprint has no zone counts (version < 4): re-seed the space to upgrade "
                 "its fingerprints, or use the tu+stats+cn feature set"
             )
+        if self.with_deep and not has_deep([fingerprint]):
+            raise InputError(
+                "fingerprint has no zones under the layer below the site (version < 8): re-seed "
+                "the space to upgrade its fingerprints, or use the zones+layers+bonds feature set"
+            )
         column = {e: k for k, e in enumerate(self.elements)}
         m = len(self.elements)
         out = np.zeros(self.n_features)
-        means = len(ZONE_NAMES) * m
-        for z, name in enumerate(ZONE_NAMES):
+        zone_names = self.zone_names
+        means = len(zone_names) * m
+        for z, name in enumerate(zone_names):
             counts = zones.get(name) or {}
             total = sum(counts.values())
             for element, n in counts.items():
@@ -301,7 +328,7 @@ class Featurizer:
                     out[z * m + k] = n
             if total:
                 out[means + z] = sum(n * self.reference(e) for e, n in counts.items()) / total
-        start = means + len(ZONE_NAMES)
+        start = means + len(zone_names)
         out[start : start + len(_CN_NAMES)] = coordination_features(fingerprint)
         if self.with_layers:
             layers = fingerprint.get("layers")
@@ -334,11 +361,20 @@ class Featurizer:
 
     @property
     def with_layers(self) -> bool:
-        return self.feature_set in ("zones+layers", "zones+layers+bonds")
+        return self.feature_set in ("zones+layers", "zones+layers+bonds", "zones+layers+bonds+deep")
 
     @property
     def with_bonds(self) -> bool:
-        return self.feature_set == "zones+layers+bonds"
+        return self.feature_set in ("zones+layers+bonds", "zones+layers+bonds+deep")
+
+    @property
+    def with_deep(self) -> bool:
+        return self.feature_set == "zones+layers+bonds+deep"
+
+    @property
+    def zone_names(self) -> tuple[str, ...]:
+        """The zones the feature set counts (the next layer down only with ``+deep``)."""
+        return ZONE_NAMES + DEEP_ZONES if self.with_deep else ZONE_NAMES
 
     @property
     def _bond_columns(self) -> list[tuple[str, str]]:

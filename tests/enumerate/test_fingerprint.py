@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from ase.build import add_adsorbate, fcc100, fcc111
 
@@ -64,12 +65,14 @@ def _pt111_with_o(size: tuple[int, int, int], site: str):
 
 
 def test_zones_tell_where_the_neighbours_sit():
-    """Pt(111), 3x3: zone sizes of top, bridge, fcc and hcp sites, hcp and fcc told apart."""
+    """Pt(111) in 2x2, 3x3 and 4x4 cells: zone sizes of top, bridge, fcc and hcp sites, hcp and
+    fcc told apart; under a top site the third layer holds 6 atoms bonded to the 3 below it, 3
+    of them (under the hollows around the site) bonded to two."""
     expected = {
-        "ontop": (1, 6, 3, 12, 0, 0, 6),
-        "bridge": (2, 8, 5, 14, 2, 1, 8),
-        "fcc": (3, 9, 6, 15, 3, 3, 9),
-        "hcp": (3, 9, 7, 15, 3, 1, 9),
+        "ontop": (1, 6, 3, 12, 0, 0, 6, 6, 3),
+        "bridge": (2, 8, 5, 14, 2, 1, 8, 9, 5),
+        "fcc": (3, 9, 6, 15, 3, 3, 9, 10, 7),
+        "hcp": (3, 9, 7, 15, 3, 1, 9, 12, 6),
     }
     for size in ((3, 3, 4), (2, 2, 4), (4, 4, 4)):
         for site, sizes in expected.items():
@@ -98,6 +101,28 @@ def test_bond_counts_say_which_element_touches_which():
     assert bonds["binding_ring"] == {"Pt-Pt": 8, "Ru-Pt": 4}  # Ru's 2 bonds to Pt binding
     # atoms are binding-binding pairs, not ring bonds
     assert bonds["binding_below"] == {"Pt-Pt": 6, "Ru-Pt": 3}
+
+
+def test_third_layer_under_a_top_site():
+    """A Ru in the third layer, under a hollow next to a Pt(111) top site, is counted in
+    ``below2_shared`` and ``below2``; the zones above it do not change."""
+    slab = _pt111_with_o((4, 4, 4), "ontop")
+    top = binding_atoms(slab)[0]
+    tags = slab.get_tags()
+    lateral = {
+        i: float(np.linalg.norm(slab.get_distance(top, i, mic=True, vector=True)[:2]))
+        for i in range(len(slab) - 1)
+        if tags[i] == 3
+    }
+    near = min(lateral, key=lateral.get)
+    plain = fingerprint_of_adslab(slab)
+    slab[near].symbol = "Ru"
+    fp = fingerprint_of_adslab(slab)
+    assert fp["zones"]["below2_shared"] == {"Pt": 2, "Ru": 1}
+    assert fp["zones"]["below2"] == {"Pt": 5, "Ru": 1}
+    assert {z: fp["zones"][z] for z in ("binding", "ring", "below", "ring2")} == {
+        z: plain["zones"][z] for z in ("binding", "ring", "below", "ring2")
+    }
 
 
 @pytest.mark.parametrize("adsorbate", ["CO", "H"])

@@ -186,7 +186,7 @@ def test_layer_compositions_tell_apart_sites_the_zones_do_not():
     assert rows[1, names.index("layer2_Ru")] == pytest.approx(fps[1]["layers"][1]["Ru"])
     assert rows[0, names.index("layer2_Ru")] == 0.0
     old = [{k: v for k, v in fp.items() if k != "layers"} for fp in fps]
-    assert best_feature_set(fps) == "zones+layers+bonds" and best_feature_set(old) == "zones"
+    assert best_feature_set(fps) == "zones+layers+bonds+deep" and best_feature_set(old) == "zones"
     with pytest.raises(InputError, match="no layer compositions"):
         layered.transform(old)
 
@@ -226,7 +226,43 @@ def test_bond_columns_and_fallback_for_version_6():
     assert rows[0, names.index("binding_ring_Pt-Pt")] == 6
     assert "binding_ring_Ru-Pt" in names and rows[1, names.index("binding_ring_Ru-Pt")] == 0
     old = [{k: v for k, v in fp.items() if k != "bonds"} for fp in fps]
-    assert best_feature_set(fps) == "zones+layers+bonds"
+    assert best_feature_set(fps) == "zones+layers+bonds+deep"
     assert best_feature_set(old) == "zones+layers"
     with pytest.raises(InputError, match="no bond counts"):
         featurizer.transform(old)
+
+
+def test_deep_columns_and_fallback_for_version_7():
+    """zones+layers+bonds+deep adds the zones of the layer under the site's lower neighbours;
+    version-7 fingerprints fall back to zones+layers+bonds, and the deep set refuses them in
+    one line."""
+    from ase.build import add_adsorbate, fcc111
+
+    from screener.enumerate.fingerprint import DEEP_ZONES, fingerprint_of_adslab
+    from screener.surrogate.features import best_feature_set
+
+    slab = fcc111("Pt", (3, 3, 4), a=3.92, vacuum=8.0)
+    add_adsorbate(slab, "O", 1.9, "ontop")
+    slab.set_tags([*slab.get_tags()[:-1], 0])
+    fps = [fingerprint_of_adslab(slab)]
+    slab[[i for i, t in enumerate(slab.get_tags()) if t == 3][0]].symbol = "Ru"
+    fps.append(fingerprint_of_adslab(slab))
+    energies, pure = np.array([0.1, 0.3]), [None, None]
+    deep = Featurizer("OH", "zones+layers+bonds+deep").fit(fps, energies, pure)
+    plain = Featurizer("OH", "zones+layers+bonds").fit(fps, energies, pure)
+    rows, names = deep.transform(fps), deep.feature_names
+    assert len(names) == rows.shape[1] == deep.n_features
+    # 2 elements: per deep zone 2 counts and a reference mean
+    assert deep.n_features - plain.n_features == 2 * (2 + 1)
+    assert rows[0, names.index("below2_Pt")] == 6 and rows[0, names.index("below2_shared_Pt")] == 3
+    assert rows[1, names.index("below2_Ru")] + rows[1, names.index("below2_Pt")] == 6
+    shared = [n for n in plain.feature_names if n in names]
+    assert shared == plain.feature_names  # the version-7 columns keep their values
+    assert np.array_equal(rows[:, [names.index(n) for n in shared]], plain.transform(fps))
+    old = [
+        {**fp, "zones": {z: c for z, c in fp["zones"].items() if z not in DEEP_ZONES}} for fp in fps
+    ]
+    assert best_feature_set(old) == "zones+layers+bonds"
+    assert np.array_equal(plain.transform(old), plain.transform(fps))
+    with pytest.raises(InputError, match="version < 8"):
+        deep.transform(old)
