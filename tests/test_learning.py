@@ -221,6 +221,7 @@ def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
     (seeding records the version per bulk and adsorbate)."""
     from screener.enumerate.fingerprint import FINGERPRINT_VERSION
     from screener.store import Bulk
+    from screener.surrogate.features import DEFAULT_FEATURE_SET
 
     with open_store(cu) as store:
         collection = Site._get_collection()
@@ -250,7 +251,7 @@ def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):
         assert {b.fingerprint_versions["CO"] for b in Bulk.objects} == {FINGERPRINT_VERSION}
         train(store, "Cu", profile="emt", adsorbates=["CO"], force=True)
         latest = ModelVersion.objects(adsorbate="CO").order_by("-version").first()
-        assert latest.version == 2 and latest.feature_set == "zones+layers+bonds"
+        assert latest.version == 2 and latest.feature_set == DEFAULT_FEATURE_SET
 
 
 def test_a_model_trains_on_one_profile_identity_and_says_which(cu, cu_pool, monkeypatch):
