@@ -361,15 +361,15 @@ class Featurizer:
 
     @property
     def with_layers(self) -> bool:
-        return self.feature_set in ("zones+layers", "zones+layers+bonds", "zones+layers+bonds+deep")
+        return "layers" in self.feature_set.split("+")
 
     @property
     def with_bonds(self) -> bool:
-        return self.feature_set in ("zones+layers+bonds", "zones+layers+bonds+deep")
+        return "bonds" in self.feature_set.split("+")
 
     @property
     def with_deep(self) -> bool:
-        return self.feature_set == "zones+layers+bonds+deep"
+        return "deep" in self.feature_set.split("+")
 
     @property
     def zone_names(self) -> tuple[str, ...]:
