@@ -9,9 +9,11 @@ original's launch and key, and are not recorded twice.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from bson import ObjectId
+from mongoengine.errors import NotUniqueError
 
 from screener.store import Bulk, Site, Store, Surface
 from screener.store.documents import Calculation, Job, _now
@@ -30,10 +32,23 @@ RESULT_FIELDS = (
 
 
 def ingest(store: Store) -> dict[str, int]:
-    """Record newly finished/failed fireworks and settle the jobs they end; returns counts."""
+    """Record newly finished/failed fireworks and settle the jobs they end; returns counts.
+
+    Several processes may ingest at once (the daemon, ``screener workers``, a second daemon): a
+    calculation another one recorded first is left as it is and not counted here.
+    """
     launchpad = store.launchpad()
-    known = {doc["key"] for doc in Calculation._get_collection().find({}, {"key": 1})}
     counts: Counter[str] = Counter()
+    for document in pending(launchpad):
+        if record(document):
+            counts[f"{document['kind']}_{document['state']}"] += 1
+    counts["jobs_settled"] = _settle_jobs(launchpad)
+    return dict(counts)
+
+
+def pending(launchpad: Any) -> Iterator[dict[str, Any]]:
+    """The Calculation documents of finished or failed fireworks the store does not hold yet."""
+    known = {doc["key"] for doc in Calculation._get_collection().find({}, {"key": 1})}
     query = {"state": {"$in": ["COMPLETED", "FIZZLED"]}, "spec.screener_key": {"$exists": True}}
     fields = {"fw_id": 1, "state": 1, "spec.screener_key": 1, "spec._tasks.profile": 1}
     for fw in launchpad.fireworks.find(query, {**fields, "launches": 1}):
@@ -49,11 +64,17 @@ def ingest(store: Store) -> dict[str, int]:
         else:
             document = _calculation_failed(key, fw["spec"], stored)
         document.update(fw_id=fw["fw_id"], launch_id=(launch or {}).get("launch_id"))
-        Calculation(**document).save(force_insert=True)
         known.add(key)
-        counts[f"{document['kind']}_{document['state']}"] += 1
-    counts["jobs_settled"] = _settle_jobs(launchpad)
-    return dict(counts)
+        yield document
+
+
+def record(document: dict[str, Any]) -> bool:
+    """Insert one calculation; False when its key is already recorded (by another ingester)."""
+    try:
+        Calculation(**document).save(force_insert=True)
+    except NotUniqueError:
+        return False
+    return True
 
 
 def lost_fizzle(launchpad: Any, fw: dict[str, Any]) -> bool:
@@ -167,7 +188,10 @@ def _settle_jobs(launchpad: Any) -> int:
             upstream = Calculation.objects(key=failed[0]).first()
             state = "failed"
             reason = f"{failed[0]} failed: {upstream.reason if upstream else 'unknown'}"
-        Job.objects(id=job.id).update_one(set__state=state, set__reason=reason, set__updated=_now())
-        Site.objects(id=job.site.id).update_one(set__state=state)
-        settled += 1
+        changed = Job.objects(id=job.id, state="submitted").update_one(
+            set__state=state, set__reason=reason, set__updated=_now()
+        )
+        if changed:  # not settled meanwhile by another ingester
+            Site.objects(id=job.site.id).update_one(set__state=state)
+            settled += 1
     return settled

@@ -11,7 +11,7 @@ import pytest
 
 from screener.enumerate.seed import plan_seed, seed
 from screener.errors import InputError
-from screener.jobs.ingest import ingest
+from screener.jobs.ingest import ingest, pending, record
 from screener.jobs.submit import submit
 from screener.jobs.workers import run_workers
 from screener.queries import list_results
@@ -236,3 +236,21 @@ def test_edited_settings_compute_anew_and_a_worker_of_other_settings_refuses(see
         assert job.state == "failed" and "is not this code's emt" in job.reason
         with pytest.raises(InputError, match="not this code's emt"):
             submit(other, third.key.split(":")[1], store)
+
+
+def test_a_calculation_another_ingester_recorded_first_is_skipped(seeded):
+    """Two ingesters (the daemon and `screener workers`) read the same finished fireworks; the
+    one that inserts second leaves the first one's record alone and counts nothing."""
+    with open_store(seeded) as store:
+        submit(_site("Cu", (1, 1, 1), "fcc", "CO"), "emt", store)
+        run_workers(store)
+        recorded = {c.key: c.id for c in Calculation.objects}
+        Calculation.objects.delete()
+        launchpad = store.launchpad()
+        late = list(pending(launchpad))  # read before the other ingester records
+        assert {d["key"] for d in late} == set(recorded)
+        first = ingest(store)
+        assert sum(v for k, v in first.items() if k != "jobs_settled") == len(recorded)
+        assert [record(d) for d in late] == [False] * len(late)
+        assert Calculation.objects.count() == len(recorded)
+        assert ingest(store) == {"jobs_settled": 0}
