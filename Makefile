@@ -7,11 +7,14 @@ setup:
 demo: setup
 	.venv/bin/screener demo
 
+# pytest-xdist workers (the Slurm tests share one of them: see tests/conftest.py)
+TEST_WORKERS ?= 2
+
 test: setup
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
-	.venv/bin/python -m pytest -m "not slow"
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 lint: setup
 	.venv/bin/ruff check screener workflows tests bench

@@ -15,7 +15,8 @@
 4. refits featurizer and the chosen regressor on all rows.
 
 Candidates: ``extratrees`` and ``randomforest`` (spread = standard deviation of the per-tree
-predictions); ``boosting`` (:class:`BaggedBoosting`: gradient-boosted trees on bootstrap
+predictions; up to ``forest_max_rows`` rows, beyond which the smoother models below fit the
+features better and the forests' inner fits would only add to the fit time); ``boosting`` (:class:`BaggedBoosting`: gradient-boosted trees on bootstrap
 replicas, spread = their standard deviation; from ``BOOSTING_MIN_ROWS`` rows);
 ``ensemble-linear`` (:class:`EnsembleLinear`: a ridge model per binding ensemble, zones feature
 set only); ``kernel`` (:class:`BaggedKernelRidge`: ridge regression on a Nystroem approximation of
@@ -54,6 +55,7 @@ CANDIDATES = (
 )  # fmt: skip
 #: candidates that average others: their inner-CV predictions come from their parts'
 BLENDS = {"boosting+kernel": ("boosting", "kernel")}
+FORESTS = ("extratrees", "randomforest")  # candidates up to ``Surrogate.forest_max_rows`` rows
 _BINDING_COUNT = re.compile(r"binding_[A-Z][a-z]?")  # a zones column: binding atoms of element
 FLOOR_FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.8)
 MIN_ROWS = 10
@@ -400,6 +402,7 @@ class Surrogate:
     inner_estimators: int | None = 50
     min_samples_leaf: int = 1
     gp_max_rows: int = 600
+    forest_max_rows: int = 2000
     featurizer: Featurizer | None = field(default=None, repr=False)
     regressor: object = field(default=None, repr=False)
     scale: float = 1.0
@@ -417,6 +420,7 @@ class Surrogate:
             c
             for c in self.candidates
             if (c != "gp" or n <= self.gp_max_rows)
+            and (c not in FORESTS or n <= self.forest_max_rows)
             and ("boosting" not in BLENDS.get(c, (c,)) or n >= BOOSTING_MIN_ROWS)
             and (c != "ensemble-linear" or self.feature_set.startswith("zones"))
         ]

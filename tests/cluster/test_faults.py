@@ -88,12 +88,13 @@ def test_an_scancelled_running_job_is_rerun_from_its_last_geometry(slurm, settin
     proc = _daemon(env)
     deadline, cancelled = time.monotonic() + 300, None
     while cancelled is None and time.monotonic() < deadline:
+        own = _own_adslab_jobs(settings)
         listed = subprocess.run(
-            ["squeue", "-h", "-o", "%i|%j|%T|%M"], capture_output=True, text=True, timeout=30
+            ["squeue", "-h", "-o", "%i|%T|%M"], capture_output=True, text=True, timeout=30
         ).stdout
         for line in listed.splitlines():
-            job, name, state, elapsed = line.split("|")
-            if name.startswith("adslab") and state == "RUNNING" and elapsed >= "0:15":
+            job, state, elapsed = line.split("|")
+            if job in own and state == "RUNNING" and elapsed >= "0:15":
                 subprocess.run(["scancel", job], check=True, timeout=30)
                 cancelled = job
                 break
@@ -127,10 +128,11 @@ def test_node_down_and_back_with_the_daemon_killed_meanwhile(slurm, settings):
     )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # until an adsorbate+slab job runs
+        own = _own_adslab_jobs(settings)
         listed = subprocess.run(
-            ["squeue", "-h", "-o", "%j|%T"], capture_output=True, text=True, timeout=30
+            ["squeue", "-h", "-o", "%i|%T"], capture_output=True, text=True, timeout=30
         ).stdout
-        if any(n.startswith("adslab") and s == "RUNNING" for n, s in _pairs(listed)):
+        if any(j in own and s == "RUNNING" for j, s in _pairs(listed)):
             break
         time.sleep(1)
     else:
@@ -179,6 +181,28 @@ def test_node_down_and_back_with_the_daemon_killed_meanwhile(slurm, settings):
     # enough to tell from a CI log which job did not finish, and how Slurm ended it
     assert set(states) == {"done"} and states["done"] >= 3, (states, reasons, failed, jobs)
     assert len(keys) == len(set(keys))
+
+
+def _own_adslab_jobs(settings) -> set[str]:
+    """Slurm job ids of this test's adsorbate+slab rockets, from its own launchpad's
+    reservations: a job that another test left on the shared Slurm is not one of them."""
+    from screener.store import open_store
+
+    with open_store(settings, readonly=True) as store:
+        launchpad = store.launchpad()
+        fw_ids = [
+            fw["fw_id"]
+            for fw in launchpad.fireworks.find(
+                {"spec.screener_key": {"$regex": "^adslab:"}}, {"fw_id": 1}
+            )
+        ]
+        launches = launchpad.launches.find({"fw_id": {"$in": fw_ids}}, {"state_history": 1})
+        return {
+            str(entry["reservation_id"])
+            for launch in launches
+            for entry in launch.get("state_history") or []
+            if entry.get("reservation_id")
+        }
 
 
 def _pairs(listed: str) -> list[tuple[str, str]]:

@@ -70,6 +70,18 @@ def test_fit_predict_info_and_round_trip(clean):
     np.testing.assert_array_equal(again.predict(clean.fingerprints)[0], mean)
 
 
+def test_forests_are_candidates_up_to_their_row_limit_and_a_fixed_model_at_any_size(clean):
+    n = len(clean)
+    fit = (clean.fingerprints, clean.energies, clean.groups, clean.pure)
+    below = Surrogate("CO", n_estimators=10, forest_max_rows=n, inner_estimators=10).fit(*fit)
+    assert {"extratrees", "randomforest"} <= set(below.info["candidates"])
+    above = Surrogate("CO", n_estimators=10, forest_max_rows=n - 1, inner_estimators=10).fit(*fit)
+    assert not {"extratrees", "randomforest"} & set(above.info["candidates"])
+    assert above.info["candidates"] and above.info["model"] in above.info["candidates"]
+    fixed = Surrogate("CO", model="extratrees", n_estimators=10, forest_max_rows=1).fit(*fit)
+    assert fixed.info["model"] == "extratrees"
+
+
 def test_evaluate_beats_trivial_mean_predictor(clean):
     result = evaluate(clean, folds=4, seed=0, **FAST)
     assert {"mae", "rmse", "coverage90", "n", "folds", "model"} <= set(result)
