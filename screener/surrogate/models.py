@@ -16,9 +16,9 @@
 
 Candidates: ``extratrees`` and ``randomforest`` (spread = standard deviation of the per-tree
 predictions; up to ``forest_max_rows`` rows, beyond which the smoother models below fit the
-features better and the forests' inner fits would only add to the fit time); ``boosting`` (:class:`BaggedBoosting`: gradient-boosted trees on bootstrap
-replicas, spread = their standard deviation; from ``BOOSTING_MIN_ROWS`` rows);
-``ensemble-linear`` (:class:`EnsembleLinear`: a ridge model per binding ensemble, zones feature
+features better and the forests' inner fits would only add to the fit time); ``boosting``
+(:class:`BaggedBoosting`: gradient-boosted trees on bootstrap replicas, spread = their standard
+deviation; from ``BOOSTING_MIN_ROWS`` rows); ``ensemble-linear`` (:class:`EnsembleLinear`: a ridge model per binding ensemble, zones feature
 set only); ``kernel`` (:class:`BaggedKernelRidge`: ridge regression on a Nystroem approximation of
 an RBF kernel over the standardised features, on bootstrap replicas); ``boosting+kernel``
 (:class:`Blend`: the mean of the two, whose errors differ: trees cut the features into boxes, the
