@@ -15,16 +15,16 @@
 4. refits featurizer and the chosen regressor on all rows.
 
 Candidates: ``extratrees`` and ``randomforest`` (spread = standard deviation of the per-tree
-predictions; up to ``forest_max_rows`` rows, beyond which the smoother models below fit the
-features better and the forests' inner fits would only add to the fit time); ``boosting``
+predictions; up to ``forest_max_rows`` rows, beyond which the smoother models below fit the features
+better and the forests' inner fits would only add to the fit time); ``boosting``
 (:class:`BaggedBoosting`: gradient-boosted trees on bootstrap replicas, spread = their standard
-deviation; from ``BOOSTING_MIN_ROWS`` rows); ``ensemble-linear`` (:class:`EnsembleLinear`: a ridge model per binding ensemble, zones feature
-set only); ``kernel`` (:class:`BaggedKernelRidge`: ridge regression on a Nystroem approximation of
-an RBF kernel over the standardised features, on bootstrap replicas); ``boosting+kernel``
-(:class:`Blend`: the mean of the two, whose errors differ: trees cut the features into boxes, the
-kernel interpolates smoothly between sites); and ``gp`` (a Gaussian process with an RBF +
-white-noise kernel on standardised features; spread = its predictive std) when there are at
-most ``gp_max_rows`` rows.
+deviation; from ``BOOSTING_MIN_ROWS`` rows); ``ensemble-linear`` (:class:`EnsembleLinear`: a ridge
+model per binding ensemble, zones feature set only); ``kernel`` (:class:`BaggedKernelRidge`: ridge
+regression on a Nystroem approximation of an RBF kernel over the standardised features, on bootstrap
+replicas); ``boosting+kernel`` (:class:`Blend`: the mean of the two, whose errors differ: trees cut
+the features into boxes, the kernel interpolates smoothly between sites); and ``gp`` (a Gaussian
+process with an RBF + white-noise kernel on standardised features; spread = its predictive std) when
+there are at most ``gp_max_rows`` rows.
 """
 
 from __future__ import annotations
