@@ -84,13 +84,3 @@ def env_of(settings: ScreenerSettings) -> dict[str, str]:
 def cli_env(settings: ScreenerSettings) -> dict[str, str]:
     """Environment for running the ``screener`` console script against the test's database."""
     return env_of(settings)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs 2 workers), the Slurm tests share one worker: the
-    single-node Slurm runs their jobs one after another anyway, and a second worker's jobs would
-    only wait in its queue against the tests' timeouts."""
-    for item in items:
-        if item.get_closest_marker("slurm"):
-            item.add_marker(pytest.mark.xdist_group("slurm"))

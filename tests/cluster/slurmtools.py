@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 #: states of a job that has ended, as ``sacct -c`` records them
 FINISHED = {
     "COMPLETED",
@@ -27,6 +29,10 @@ FINISHED = {
 READY_NODE = {"idle", "mixed"}
 #: node states worth waiting for (its jobs end)
 BUSY_NODE = {"allocated", "completing"}
+#: under pytest-xdist (``make test`` runs 2 workers, ``--dist loadgroup``) the Slurm tests share
+#: one worker, one test at a time: they take the one node down, cancel jobs and drain the
+#: queue, which would disturb another Slurm test's jobs
+SLURM_GROUP = pytest.mark.xdist_group("slurm")
 SKIP_REASON = "Slurm is not up: run scripts/local-slurm.sh start"
 
 

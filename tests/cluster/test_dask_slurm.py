@@ -8,7 +8,9 @@ import time
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+from tests.cluster.slurmtools import SLURM_GROUP
+
+pytestmark = [pytest.mark.slurm, SLURM_GROUP, pytest.mark.slow]
 
 
 def _dask_jobs(since: str) -> int:

@@ -15,10 +15,11 @@ from collections import Counter
 
 import pytest
 
+from tests.cluster.slurmtools import SLURM_GROUP
 from tests.conftest import env_of
 from tests.test_cli import SCREENER, run
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = [pytest.mark.slurm, SLURM_GROUP, pytest.mark.slow]
 
 
 def _now() -> str:

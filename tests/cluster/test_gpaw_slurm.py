@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-pytestmark = [pytest.mark.slurm, pytest.mark.gpaw, pytest.mark.slow]
+from tests.cluster.slurmtools import SLURM_GROUP
+
+pytestmark = [pytest.mark.slurm, SLURM_GROUP, pytest.mark.gpaw, pytest.mark.slow]
 
 
 def test_a_gpaw_fast_bulk_relaxation_runs_in_a_slurm_job_on_its_ranks(slurm, settings):

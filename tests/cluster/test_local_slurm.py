@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.slurmtools import Slurm
+from tests.cluster.slurmtools import SLURM_GROUP, Slurm
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, SLURM_GROUP]
 
 
 def test_batch_job_runs_and_is_recorded_completed(slurm: Slurm, tmp_path: Path) -> None:
