@@ -7,7 +7,7 @@ setup:
 demo: setup
 	.venv/bin/screener demo
 
-# pytest-xdist workers (the Slurm tests share one of them: see tests/conftest.py)
+# pytest-xdist workers (the Slurm tests share one of them: SLURM_GROUP in tests/cluster/slurmtools.py)
 TEST_WORKERS ?= 2
 
 test: setup

@@ -97,7 +97,8 @@ def _age_s(launch: dict[str, Any]) -> float:
     return (dt.datetime.now(dt.timezone.utc) - when).total_seconds()
 
 
-def _reservation_id(launch: dict[str, Any]) -> str | None:
+def reservation_id(launch: dict[str, Any]) -> str | None:
+    """The Slurm job id FireWorks recorded for a launch's reservation, or None."""
     for entry in launch.get("state_history") or ():
         if entry.get("reservation_id") is not None:
             return str(entry["reservation_id"])
@@ -148,7 +149,7 @@ class SlurmLauncher:
             {"state": {"$in": list(IN_FLIGHT)}},
             {"launch_id": 1, "fw_id": 1, "launch_dir": 1, "state": 1, "state_history": 1},
         ):
-            job = _reservation_id(launch)
+            job = reservation_id(launch)
             if job is None:
                 # reserved, but no job id recorded: a launcher died between the two writes
                 if launch["state"] == "RESERVED" and _age_s(launch) > ORPHAN_RESERVATION_S:

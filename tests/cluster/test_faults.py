@@ -87,19 +87,9 @@ def test_an_scancelled_running_job_is_rerun_from_its_last_geometry(slurm, settin
     env.update(SCREENER_TEST_SLOW_STEPS="adslab:3")
     since = _now()
     proc = _daemon(env)
-    deadline, cancelled = time.monotonic() + 300, None
-    while cancelled is None and time.monotonic() < deadline:
-        own = _own_adslab_jobs(settings)
-        listed = subprocess.run(
-            ["squeue", "-h", "-o", "%i|%T|%M"], capture_output=True, text=True, timeout=30
-        ).stdout
-        for line in listed.splitlines():
-            job, state, elapsed = line.split("|")
-            if job in own and state == "RUNNING" and elapsed >= "0:15":
-                subprocess.run(["scancel", job], check=True, timeout=30)
-                cancelled = job
-                break
-        time.sleep(1)
+    cancelled = _own_running_adslab_job(settings, ran_for="0:15")
+    if cancelled:
+        subprocess.run(["scancel", cancelled], check=True, timeout=30)
     assert cancelled, "no adsorbate+slab job ran long enough to be cancelled"
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
@@ -127,16 +117,7 @@ def test_node_down_and_back_with_the_daemon_killed_meanwhile(slurm, settings):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # until an adsorbate+slab job runs
-        own = _own_adslab_jobs(settings)
-        listed = subprocess.run(
-            ["squeue", "-h", "-o", "%i|%T"], capture_output=True, text=True, timeout=30
-        ).stdout
-        if any(j in own and s == "RUNNING" for j, s in _pairs(listed)):
-            break
-        time.sleep(1)
-    else:
+    if _own_running_adslab_job(settings) is None:
         first.kill()
         raise AssertionError("no adsorbate+slab job started")
     scontrol = ["scontrol", "update", f"NodeName={slurm.node}"]
@@ -184,27 +165,37 @@ def test_node_down_and_back_with_the_daemon_killed_meanwhile(slurm, settings):
     assert len(keys) == len(set(keys))
 
 
-def _own_adslab_jobs(settings) -> set[str]:
+def _own_adslab_jobs(launchpad) -> set[str]:
     """Slurm job ids of this test's adsorbate+slab rockets, from its own launchpad's
     reservations: a job that another test left on the shared Slurm is not one of them."""
+    from screener.jobs.slurm import reservation_id
+
+    fw_ids = [
+        fw["fw_id"]
+        for fw in launchpad.fireworks.find(
+            {"spec.screener_key": {"$regex": "^adslab:"}}, {"fw_id": 1}
+        )
+    ]
+    launches = launchpad.launches.find({"fw_id": {"$in": fw_ids}}, {"state_history": 1})
+    return {job for launch in launches if (job := reservation_id(launch)) is not None}
+
+
+def _own_running_adslab_job(settings, *, ran_for: str = "0:00", timeout_s: float = 300):
+    """The Slurm id of one of this test's adsorbate+slab jobs once it has been RUNNING for
+    ``ran_for`` (squeue's elapsed time), or None after ``timeout_s``."""
     from screener.store import open_store
 
+    deadline = time.monotonic() + timeout_s
     with open_store(settings, readonly=True) as store:
         launchpad = store.launchpad()
-        fw_ids = [
-            fw["fw_id"]
-            for fw in launchpad.fireworks.find(
-                {"spec.screener_key": {"$regex": "^adslab:"}}, {"fw_id": 1}
-            )
-        ]
-        launches = launchpad.launches.find({"fw_id": {"$in": fw_ids}}, {"state_history": 1})
-        return {
-            str(entry["reservation_id"])
-            for launch in launches
-            for entry in launch.get("state_history") or []
-            if entry.get("reservation_id")
-        }
-
-
-def _pairs(listed: str) -> list[tuple[str, str]]:
-    return [tuple(line.split("|", 1)) for line in listed.splitlines() if "|" in line]
+        while time.monotonic() < deadline:
+            own = _own_adslab_jobs(launchpad)
+            listed = subprocess.run(
+                ["squeue", "-h", "-o", "%i|%T|%M"], capture_output=True, text=True, timeout=30
+            ).stdout
+            for line in listed.splitlines():
+                job, state, elapsed = line.split("|")
+                if job in own and state == "RUNNING" and elapsed >= ran_for:
+                    return job
+            time.sleep(1)
+    return None
