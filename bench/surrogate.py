@@ -266,13 +266,15 @@ def main(argv=None) -> int:
     from screener.surrogate.features import FEATURE_SETS
     from screener.surrogate.models import baseline_evaluate, evaluate
 
-    report: dict = {"elements": args.elements, "max_miller": args.max_miller}
+    report: dict = {}
     tmp = None
     pool_path = args.pool
     if pool_path is None:
         tmp = tempfile.TemporaryDirectory(prefix="bench-surrogate-pool-")
         pool_path = Path(tmp.name) / "pool.extxyz"
     if not pool_path.exists():
+        report["elements"] = args.elements
+        report["max_miller"] = args.max_miller
         report["build"] = build_emt_pool(
             args.elements, args.max_miller, pool_path, processes=args.processes
         )

@@ -84,7 +84,7 @@ def report_data(space: str, profile: str) -> ReportData:
         how_to_gpaw=how_to_gpaw(space, ",".join(doc.elements)),
         adsorbates=[_adsorbate_report(space, a, profile) for a in doc.adsorbates],
         energy_map=views.energy_map(space, MAP_X, MAP_Y, profile=profile) if has_map else None,
-        cycles=list(reversed(views.recent_cycles(space, CYCLES_SHOWN))),
+        cycles=list(reversed(views.recent_cycles(space, CYCLES_SHOWN, profile=profile))),
     )
 
 

@@ -26,6 +26,7 @@ from bson import ObjectId
 from screener.candidates import surface_energies
 from screener.errors import InputError
 from screener.learning import default_profile, latest_model
+from screener.profiles import identity
 from screener.queries import by_bulk, get_space
 from screener.settings import load_settings
 from screener.store import Site, Store, Surface
@@ -607,6 +608,7 @@ class SurfaceView:
     space: str
     profile: str
     sites: list[SiteView]
+    unmodelled: tuple[str, ...] = ()  # adsorbates of the space with no model of the profile yet
 
 
 def _surrogate(store: Store, space: str, adsorbate: str, profile: str):
@@ -689,7 +691,8 @@ def surface_view(
                 retries=_attempts(calc.get("history") if calc else None),
             )
         )
-    return SurfaceView(info, space, profile, views)
+    unmodelled = tuple(a for a in doc.adsorbates if latest_model(space, a, profile) is None)
+    return SurfaceView(info, space, profile, views, unmodelled)
 
 
 # -- jobs ---------------------------------------------------------------------------------------
@@ -792,19 +795,25 @@ def jobs_view(space: str, *, profile: str | None = None) -> JobsView:
 @dataclass(frozen=True)
 class CycleRow:
     number: int
+    profile: str
     started: dt.datetime | None
     seconds: float | None
     submitted: int
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def recent_cycles(space: str, n: int = 5) -> list[CycleRow]:
-    """The last ``n`` cycles of a space's daemon, newest first, with their step timings."""
+def recent_cycles(space: str, n: int = 5, profile: str | None = None) -> list[CycleRow]:
+    """The last ``n`` cycles of a space's daemons (of ``profile`` only, a name or an identity,
+    when given), newest first, with their step timings."""
+    query = {"space": space}
+    if profile is not None:
+        query["profile"] = identity(profile)
     out = []
-    for cycle in Cycle.objects(space=space).order_by("-number").limit(n):
+    for cycle in Cycle.objects(**query).order_by("-number").limit(n):
         out.append(
             CycleRow(
                 number=cycle.number,
+                profile=cycle.profile,
                 started=cycle.started,
                 seconds=cycle.seconds,
                 submitted=int((cycle.counts or {}).get("submitted") or 0),

@@ -123,9 +123,11 @@ def full_data() -> ReportData:
     ]
     windows = (views.Window("CO", -0.67, 0.1), views.Window("H", -0.27, 0.1))
     cycles = [
-        views.CycleRow(1, dt.datetime(2026, 11, 25, 12, 0), 12.3, 16, {"ingest": 0.5, "train": 1}),
         views.CycleRow(
-            2, dt.datetime(2026, 11, 25, 12, 1), 10.04, 16, {"ingest": 0.4, "submit": 2}
+            1, "emt", dt.datetime(2026, 11, 25, 12, 0), 12.3, 16, {"ingest": 0.5, "train": 1}
+        ),
+        views.CycleRow(
+            2, "emt", dt.datetime(2026, 11, 25, 12, 1), 10.04, 16, {"ingest": 0.4, "submit": 2}
         ),
     ]
     return ReportData(

@@ -150,10 +150,11 @@ def overview_content(store: Store) -> list[Any]:
             cycle_blocks += [
                 html.H4(f"{name}: last cycles"),
                 _table(
-                    ["cycle", "started", "seconds", "submitted", *steps],
+                    ["cycle", "profile", "started", "seconds", "submitted", *steps],
                     [
                         [
                             c.number,
+                            c.profile,
                             c.started.strftime("%Y-%m-%d %H:%M:%S") if c.started else "",
                             _fmt(c.seconds, ".1f"),
                             c.submitted,
@@ -375,6 +376,18 @@ def surface_layout(store: Store, query: dict[str, str]) -> html.Div:
         [
             html.H2(f"{info.bulk_formula} {_miller(info.miller)} {info.termination}"),
             html.P(f"surface {info.key}, space {view.space}, profile {view.profile}"),
+            *(
+                [
+                    html.P(
+                        f"no model of this profile yet for {', '.join(view.unmodelled)}: "
+                        "no predictions for those sites",
+                        id="surface-no-model",
+                        className="muted",
+                    )
+                ]
+                if view.unmodelled
+                else []
+            ),
             _table(
                 ["adsorbate", "site", "binding", "predicted", "std", "calculated", "flags"]
                 + ["job", "reason", "retries"],

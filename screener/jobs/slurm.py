@@ -26,6 +26,7 @@ import logging
 import shutil
 import socket
 import subprocess
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,15 +196,18 @@ class SlurmLauncher:
         if not self.launchpad.fireworks.count_documents({"state": "READY"}, limit=1):
             return result
         while result.in_flight + result.submitted < limit:
-            ok = launch_rocket_to_queue(
-                self.launchpad,
-                self.fworker,
-                self.qadapter(),
-                launcher_dir=str(self.directory),
-                reserve=True,
-                strm_lvl="ERROR",
-                create_launcher_dir=True,
-            )
+            with warnings.catch_warnings():
+                # FireWorks' launcher uses monty's cd, deprecated in favour of contextlib.chdir
+                warnings.filterwarnings("ignore", "cd is deprecated", FutureWarning)
+                ok = launch_rocket_to_queue(
+                    self.launchpad,
+                    self.fworker,
+                    self.qadapter(),
+                    launcher_dir=str(self.directory),
+                    reserve=True,
+                    strm_lvl="ERROR",
+                    create_launcher_dir=True,
+                )
             if not ok:
                 break
             result.submitted += 1

@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.dashboard.test_api import SCREENER, _call, serving
+from workflows.profiles import PROFILES
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 TOKEN = "browser-token-42"
@@ -160,6 +161,7 @@ def test_every_page_shows_the_campaign(campaign, browser):
     _wait(browser, lambda d: _rows(d, "#fireworks") == 1, what="the FireWorks queue")
     assert "COMPLETED" in _text(browser, "#fireworks")
     assert _rows(browser, "#cycles-Cu-Pd") == 5  # the last five cycles, with their timings
+    assert f" {PROFILES['emt'].identity} " in f" {_text(browser, '#cycles-Cu-Pd tbody tr')} "
     _shot(browser, "overview")
 
     _open(browser, base, "/candidates?space=Cu-Pd")
@@ -204,6 +206,12 @@ def test_clicking_a_map_point_opens_its_surface(campaign, browser):
     _wait(browser, lambda d: _rows(d, "#sites") > 0, what="the site table")
     heading = _text(browser, "main h2")
     assert "(" in heading  # bulk formula, Miller index and termination
+    # a site shows no prediction exactly when the page says its adsorbate has no model yet
+    note = _text(browser, "#surface-no-model")
+    unmodelled = set(note.split(" yet for ")[1].split(":")[0].split(", ")) if note else set()
+    for tr in browser.find_elements("css selector", "#sites tbody tr"):
+        adsorbate, _, _, predicted = (td.text for td in tr.find_elements("css selector", "td")[:4])
+        assert (predicted == "–") == (adsorbate in unmodelled), (adsorbate, predicted, note)
     _wait(browser, lambda d: _traces(d, "surface-structure"), what="the 3D structure")
     kinds = {t["type"] for t in _traces(browser, "surface-structure")}
     assert kinds == {"scatter3d"}

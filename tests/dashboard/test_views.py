@@ -202,3 +202,33 @@ def test_jobs_view_shows_failures_with_their_rungs_and_time_per_step(settings):
     assert (bulk_time.kind, bulk_time.n, bulk_time.mean_wall_s) == ("bulk", 2, 3.0)
     assert bulk_time.mean_ionic_steps == 20.0
     assert view.retried == 2
+
+
+def test_recent_cycles_are_newest_first_and_filtered_by_profile(settings):
+    from screener.enumerate.seed import plan_seed, seed
+    from screener.store import open_store
+    from screener.store.documents import Cycle
+
+    with open_store(settings) as store:
+        seed(plan_seed("Cu", "CO", max_miller=1, settings=settings), store)
+        gpaw = PROFILES["gpaw"].identity
+        for number, profile in ((1, EMT), (2, gpaw), (3, EMT)):
+            Cycle(space="Cu", profile=profile, number=number, seconds=float(number)).save()
+        every = views.recent_cycles("Cu")
+        emt = views.recent_cycles("Cu", profile="emt")
+        last = views.recent_cycles("Cu", n=1)
+    assert [(c.number, c.profile) for c in every] == [(3, EMT), (2, gpaw), (1, EMT)]
+    assert [c.number for c in emt] == [3, 1]
+    assert [c.number for c in last] == [3]
+
+
+def test_a_surface_without_a_model_says_so(settings):
+    from screener.enumerate.seed import plan_seed, seed
+    from screener.store import Surface, open_store
+
+    with open_store(settings) as store:
+        seed(plan_seed("Cu", "CO,H", max_miller=1, settings=settings), store)
+        key = Surface.objects.first().key
+        view = views.surface_view(store, "Cu", key, profile="emt")
+    assert view.unmodelled == ("CO", "H")
+    assert view.sites and all(s.predicted is None for s in view.sites)
