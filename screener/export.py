@@ -209,13 +209,15 @@ class ExportRecord:
         """Whether the result carries anomaly flags (left out of training)."""
         return bool(self.flags)
 
+    def values(self) -> dict[str, Any]:
+        """Every field and ``flagged``, by name, as they are (tuples stay tuples)."""
+        out = {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
+        out["flagged"] = self.flagged
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         """Every field (and ``flagged``) as JSON types, the structure included."""
-        out: dict[str, Any] = {}
-        for item in dataclasses.fields(self):
-            value = getattr(self, item.name)
-            out[item.name] = list(value) if isinstance(value, tuple) else value
-        out["flagged"] = self.flagged
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in self.values().items()}
         return json.loads(json.dumps(out))  # deep copy, JSON types only
 
 
@@ -547,8 +549,7 @@ def write_csv(records: Iterable[ExportRecord], fh: IO[str]) -> None:
     writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for record in records:
-        row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-        row["flagged"] = record.flagged
+        row = record.values()
         writer.writerow({name: _csv_value(name, row[name]) for name in columns})
 
 
