@@ -217,8 +217,7 @@ class ExportRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """Every field (and ``flagged``) as JSON types, the structure included."""
-        out = {k: list(v) if isinstance(v, tuple) else v for k, v in self.values().items()}
-        return json.loads(json.dumps(out))  # deep copy, JSON types only
+        return json.loads(json.dumps(self.values()))  # deep copy, JSON types (tuples as lists)
 
 
 @dataclass(frozen=True)

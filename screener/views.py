@@ -608,30 +608,24 @@ class SurfaceView:
     space: str
     profile: str
     sites: list[SiteView]
-    unmodelled: tuple[str, ...] = ()  # adsorbates of the space with no model of the profile yet
+    unmodelled: tuple[str, ...]  # adsorbates of the space with no model of the profile yet
 
 
-def _surrogate(store: Store, space: str, adsorbate: str, profile: str):
-    """The latest model of a space and adsorbate, loaded once per version; None without one."""
+def _surrogate(store: Store, model):
+    """A model version's surrogate, loaded once per version."""
     from screener.learning import load_model
 
-    model = latest_model(space, adsorbate, profile)
-    if model is None:
-        return None
-    key = ("surrogate", space, adsorbate, profile, model.version, model.sha256)
+    key = ("surrogate", model.space, model.adsorbate, model.profile, model.version, model.sha256)
     return _cached(key, lambda: load_model(store, model), ttl=None)
 
 
-def _site_predictions(
-    store: Store, space: str, adsorbate: str, profile: str, sites: Sequence[dict]
-) -> dict[str, tuple[float, float]]:
-    """Site id -> (mean, std) of the latest model for a few sites, predicted from their
-    fingerprints: the numbers its scoring stored, without reading every site's."""
-    sites = [s for s in sites if s["adsorbate"] == adsorbate]
-    surrogate = _surrogate(store, space, adsorbate, profile) if sites else None
-    if surrogate is None:
+def _site_predictions(store: Store, model, sites: Sequence[dict]) -> dict[str, tuple[float, float]]:
+    """Site id -> (mean, std) of a model version for a few sites of its adsorbate, predicted
+    from their fingerprints: the numbers its scoring stored, without reading every site's."""
+    sites = [s for s in sites if s["adsorbate"] == model.adsorbate]
+    if not sites:
         return {}
-    mean, std = surrogate.predict([s.get("fingerprint") or {} for s in sites])
+    mean, std = _surrogate(store, model).predict([s.get("fingerprint") or {} for s in sites])
     return {str(s["_id"]): (float(m), float(d)) for s, m, d in zip(sites, mean, std, strict=True)}
 
 
@@ -657,8 +651,13 @@ def surface_view(
         Site._get_collection().find({"surface": surface["_id"]}, {**projection, "fingerprint": 1})
     )
     predictions: dict[str, tuple[float, float]] = {}
+    unmodelled = []
     for adsorbate in doc.adsorbates:
-        predictions.update(_site_predictions(store, space, adsorbate, profile, sites))
+        model = latest_model(space, adsorbate, profile)
+        if model is None:
+            unmodelled.append(adsorbate)
+        else:
+            predictions.update(_site_predictions(store, model, sites))
     views = []
     for site in sorted(sites, key=lambda s: (s["adsorbate"], s["site_type"], s["position_key"])):
         sid = str(site["_id"])
@@ -691,8 +690,7 @@ def surface_view(
                 retries=_attempts(calc.get("history") if calc else None),
             )
         )
-    unmodelled = tuple(a for a in doc.adsorbates if latest_model(space, a, profile) is None)
-    return SurfaceView(info, space, profile, views, unmodelled)
+    return SurfaceView(info, space, profile, views, tuple(unmodelled))
 
 
 # -- jobs ---------------------------------------------------------------------------------------
