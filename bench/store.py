@@ -758,10 +758,10 @@ def measure_reads(
     timing, read = timed(lambda: learning.space_sites(SPACE, "CO"), repeats, scan_budget)
     out["space_sites"] = {
         **timing,
-        "check": {"sites": len(read["ids"]), "expected": len(synthetic.site_ids["CO"])},
-        "median_docs_per_s": round(len(read["ids"]) / timing["median_s"]),
+        "check": {"sites": len(read), "expected": len(synthetic.site_ids["CO"])},
+        "median_docs_per_s": round(len(read) / timing["median_s"]),
     }
-    log(f"  space_sites CO: {timing['runs_s']} s ({len(read['ids'])} sites)")
+    log(f"  space_sites CO: {timing['runs_s']} s ({len(read)} sites)")
 
     sites = raw.sites
     every = [i for a in synthetic.adsorbates for i in synthetic.site_ids[a]]

@@ -20,11 +20,16 @@ from rich.console import Console
 from rich.table import Table
 
 from screener.errors import ScreenerError
+from screener.surrogate.strategies import STRATEGIES
 from workflows.adsorbates import ADSORBATES
 
 #: the adsorbates the service knows, as a typer choice (checked before any file is read)
 AdsorbateName = Enum("AdsorbateName", {name: name for name in ADSORBATES}, type=str)
 KNOWN = ", ".join(ADSORBATES)
+#: the acquisition strategies, as a typer choice
+Strategy = Enum("Strategy", {name: name for name in STRATEGIES}, type=str)
+StrategyOption = Annotated[Strategy, typer.Option(help="acquisition strategy")]
+DEFAULT_STRATEGY = Strategy(STRATEGIES[0])
 
 
 def _name(adsorbate: AdsorbateName | None) -> str | None:
@@ -32,7 +37,7 @@ def _name(adsorbate: AdsorbateName | None) -> str | None:
 
 
 app = typer.Typer(
-    help="Closed-loop active-learning screening of CO and H adsorption sites.",
+    help="Closed-loop active-learning screening of CO, H, O and OH adsorption sites.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -141,13 +146,17 @@ def seed(
         bool, typer.Option(help="include unary and binary prototype bulks")
     ] = True,
     name: Annotated[str | None, typer.Option(help="space name (default: Cu-Pd style)")] = None,
-    max_miller: Annotated[int | None, typer.Option(help="largest Miller index, 1-4")] = None,
+    max_miller: Annotated[
+        int | None, typer.Option(min=1, max=4, help="largest Miller index, 1-4")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Enumerate bulks -> slabs -> symmetry-unique sites of a space and store what is new."""
     from screener.enumerate.seed import plan_seed
     from screener.settings import load_settings
 
+    if not (elements and elements.strip()) and not bulks:
+        raise typer.BadParameter("give --elements, --bulks FILE, or both", param_hint="--elements")
     settings = load_settings()
     plan = plan_seed(
         elements,
@@ -186,9 +195,9 @@ def demo(
         str,
         typer.Option("--elements", "-e", help="the demo space (EMT covers Al Cu Ag Au Ni Pd Pt)"),
     ] = "Ag,Au,Cu,Pd,Pt",
-    cycles: Annotated[int, typer.Option(help="loop cycles")] = 5,
-    batch: Annotated[int, typer.Option(help="sites per cycle")] = 16,
-    max_miller: Annotated[int, typer.Option(help="largest Miller index")] = 1,
+    cycles: Annotated[int, typer.Option(min=1, help="loop cycles")] = 5,
+    batch: Annotated[int, typer.Option(min=1, help="sites per cycle")] = 16,
+    max_miller: Annotated[int, typer.Option(min=1, max=4, help="largest Miller index")] = 1,
     report: Annotated[
         Path | None, typer.Option(help="HTML report path (default: <data_dir>/report.html)")
     ] = None,
@@ -363,7 +372,7 @@ def sites(
     site_type: Annotated[
         str | None, typer.Option("--type", help="ontop, bridge, fcc, hcp or 4-fold")
     ] = None,
-    limit: Annotated[int, typer.Option(help="at most this many (0 = all)")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="at most this many (0 = all)")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """List stored adsorption sites."""
@@ -430,7 +439,9 @@ def workers(
     until_empty: Annotated[
         bool, typer.Option("--until-empty", help="run until no firework is READY")
     ] = True,
-    max_rockets: Annotated[int | None, typer.Option("--max", help="at most this many")] = None,
+    max_rockets: Annotated[
+        int | None, typer.Option("--max", min=1, help="at most this many")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the counts as JSON")] = False,
 ) -> None:
     """Run FireWorks rockets in this process against the store, recording results as they end."""
@@ -567,18 +578,15 @@ def model_evaluate(
     adsorbate: Annotated[AdsorbateName, typer.Option(help=KNOWN)],
     energy_key: EnergyKeyOption = "E_ads",
     group_by: GroupOption = None,
-    folds: Annotated[int, typer.Option(help="grouped CV folds")] = 5,
+    folds: Annotated[int, typer.Option(min=2, help="grouped CV folds")] = 5,
     baseline: Annotated[
         bool, typer.Option(help="also a plain random forest on shell element counts")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Grouped cross-validation of the surrogate: MAE, RMSE, 90% interval coverage, n."""
-    from screener.errors import InputError
     from screener.surrogate.models import baseline_evaluate, evaluate
 
-    if folds < 2:
-        raise InputError(f"--folds must be >= 2 (got {folds})")
     rows = _adsorbate_rows(_read_labelled(data, energy_key, group_by), adsorbate)
     result = evaluate(rows, folds=folds)
     if baseline:
@@ -631,14 +639,14 @@ def backtest(
     adsorbate: Annotated[AdsorbateName, typer.Option(help=KNOWN)],
     target: TargetOption = None,
     window: WindowOption = None,
-    budget: Annotated[int, typer.Option(help="labels to reveal in all")] = 200,
-    batch: Annotated[int, typer.Option(help="labels per round")] = 10,
-    init: Annotated[int, typer.Option(help="random labels before the first model")] = 10,
-    strategy: Annotated[str, typer.Option(help="acquisition strategy")] = "target-window",
+    budget: Annotated[int, typer.Option(min=1, help="labels to reveal in all")] = 200,
+    batch: Annotated[int, typer.Option(min=1, help="labels per round")] = 10,
+    init: Annotated[int, typer.Option(min=1, help="random labels before the first model")] = 10,
+    strategy: StrategyOption = DEFAULT_STRATEGY,
     compare: Annotated[
-        list[str] | None, typer.Option(help="strategies to compare against; repeatable")
+        list[Strategy] | None, typer.Option(help="strategies to compare against; repeatable")
     ] = None,
-    repeats: Annotated[int, typer.Option(help="seeds to average over")] = 3,
+    repeats: Annotated[int, typer.Option(min=1, help="seeds to average over")] = 3,
     energy_key: EnergyKeyOption = "E_ads",
     group_by: GroupOption = None,
     fast: Annotated[
@@ -647,21 +655,16 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Simulate a screening campaign on a labelled pool; compare strategies on the same pool."""
-    from screener.errors import InputError
-    from screener.surrogate.acquisition import STRATEGIES
     from screener.surrogate.backtest import FAST_SURROGATE
     from screener.surrogate.backtest import backtest as run_backtest
 
-    for name in [strategy, *(compare or [])]:
-        if name not in STRATEGIES:
-            raise InputError(f"unknown strategy '{name}' (one of: {', '.join(STRATEGIES)})")
-    if repeats < 1:
-        raise InputError(f"--repeats must be >= 1 (got {repeats})")
+    if budget < init:
+        raise typer.BadParameter(f"must be >= --init ({init})", param_hint="--budget")
     rows = _adsorbate_rows(_read_labelled(data, energy_key, group_by), adsorbate)
     result = run_backtest(
         rows,
-        strategy=strategy,
-        compare=tuple(c for c in (compare or []) if c != strategy),
+        strategy=strategy.value,
+        compare=tuple(c.value for c in (compare or []) if c != strategy),
         target=target,
         window=window,
         budget=budget,
@@ -743,14 +746,14 @@ def train(
 @app.command()
 def select(
     space: Annotated[str, typer.Option(help="space name, e.g. Cu-Pd")],
-    n: Annotated[int, typer.Option("--n", help="batch size")] = 20,
+    n: Annotated[int, typer.Option("--batch", "--n", min=1, help="batch size")] = 20,
     calculator: Annotated[
         str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
     ] = None,
     adsorbate: Annotated[
         AdsorbateName | None, typer.Option(help=f"{KNOWN} (default: the space's)")
     ] = None,
-    strategy: Annotated[str, typer.Option(help="acquisition strategy")] = "target-window",
+    strategy: StrategyOption = DEFAULT_STRATEGY,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """The batch of sites the loop would submit now (nothing is submitted)."""
@@ -765,7 +768,7 @@ def select(
             n,
             profile=calculator,
             adsorbates=[adsorbate.value] if adsorbate else None,
-            strategy=strategy,
+            strategy=strategy.value,
         )
     if as_json:
         _print_json(rows)
@@ -794,16 +797,16 @@ def run(
     calculator: Annotated[
         str, typer.Option("--calculator", "-c", help="profile: gpaw, gpaw-fast or emt")
     ] = "gpaw",
-    cycles: Annotated[int | None, typer.Option(help="stop after this many cycles")] = None,
-    batch: Annotated[int | None, typer.Option(help="most sites submitted per cycle")] = None,
+    cycles: Annotated[int | None, typer.Option(min=1, help="stop after this many cycles")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="most sites submitted per cycle")] = None,
     max_queued: Annotated[
-        int | None, typer.Option(help="keep at most this many jobs READY+RUNNING")
+        int | None, typer.Option(min=1, help="keep at most this many jobs READY+RUNNING")
     ] = None,
     budget: Annotated[
-        int | None, typer.Option(help="stop once this many DFT jobs exist for the space")
+        int | None, typer.Option(min=1, help="stop once this many DFT jobs exist for the space")
     ] = None,
-    interval: Annotated[float | None, typer.Option(help="seconds between cycles")] = None,
-    strategy: Annotated[str, typer.Option(help="acquisition strategy")] = "target-window",
+    interval: Annotated[float | None, typer.Option(min=0.0, help="seconds between cycles")] = None,
+    strategy: StrategyOption = DEFAULT_STRATEGY,
     workers: Annotated[
         bool | None,
         typer.Option(
@@ -843,7 +846,7 @@ def run(
             interval=interval,
             cycles=cycles,
             budget=budget,
-            strategy=strategy,
+            strategy=strategy.value,
             host_workers=workers,
             launcher=launcher.value if launcher else None,
             drain=drain,
@@ -1078,6 +1081,14 @@ def _database_failure(exc: Exception) -> str:
     return f"the database server of {settings.data_dir} failed: {reason}; see {log}"
 
 
+def _usage_line(exc: Any) -> str:
+    """A usage error as one line, pointing at the command's help."""
+    message = " ".join(str(exc.format_message()).split())
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None)
+    return f"{message} (see {path} --help)" if path else message
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning ScreenerError into one line + exit code."""
     try:
@@ -1096,7 +1107,10 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # usage errors from typer's click (vendored or not)
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
+            if type(exc).__name__ == "NoArgsIsHelpError" or not hasattr(exc, "format_message"):
+                exc.show()  # the help text: a command group called without a command
+            else:
+                sys.stderr.write(f"error: {_usage_line(exc)}\n")
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             sys.exit(1)

@@ -168,7 +168,7 @@ class Daemon:
         emit: Callable[[dict], None] | None = None,
     ) -> None:
         from screener.profiles import current_identity
-        from screener.surrogate.acquisition import STRATEGIES
+        from screener.surrogate.strategies import check_strategy
 
         settings = store.settings
         self.store = store
@@ -180,18 +180,18 @@ class Daemon:
         self.interval = interval if interval is not None else settings.loop_interval
         self.cycles = cycles
         self.budget = budget
-        if strategy not in STRATEGIES:
-            raise InputError(f"unknown strategy '{strategy}' (one of: {', '.join(STRATEGIES)})")
-        for name, value in (("--batch", self.batch), ("--max-queued", self.max_queued)):
-            if value < 1:
+        limits = (
+            ("sites submitted per cycle", self.batch),
+            ("jobs queued at once", self.max_queued),
+            ("cycles", cycles),
+            ("budget of DFT jobs", budget),
+        )
+        for name, value in limits:
+            if value is not None and value < 1:
                 raise InputError(f"{name} must be >= 1 (got {value})")
-        if cycles is not None and cycles < 1:
-            raise InputError(f"--cycles must be >= 1 (got {cycles})")
-        if budget is not None and budget < 1:
-            raise InputError(f"--budget must be >= 1 (got {budget})")
         if self.interval < 0:
-            raise InputError(f"--interval must be >= 0 (got {self.interval})")
-        self.strategy = strategy
+            raise InputError(f"seconds between cycles must be >= 0 (got {self.interval})")
+        self.strategy = check_strategy(strategy)
         self.launcher = launcher or settings.launcher
         if self.launcher not in LAUNCHERS:
             raise InputError(f"unknown launcher '{self.launcher}' (one of: {', '.join(LAUNCHERS)})")

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -62,10 +62,37 @@ def usable_results(profile: str, adsorbate: str) -> dict[str, Any]:
     }
 
 
-def training_rows(space: str, adsorbate: str, profile: str) -> dict[str, Any]:
+@dataclass
+class TrainingRows:
+    """Training data of one (space, adsorbate, profile), aligned: row i of every field is one
+    finished result."""
+
+    keys: list[str] = field(default_factory=list)  # the calculation keys
+    fps: list[dict] = field(default_factory=list)  # fingerprints (dicts of the fingerprint module)
+    energies: list[float] = field(default_factory=list)  # dE, eV
+    groups: list[str] = field(default_factory=list)  # CV group: the surface (or the result's key)
+    pure: list[str | None] = field(default_factory=list)  # the element of a unary surface
+    sites: list[str | None] = field(default_factory=list)  # own site id; None for imported rows
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@dataclass
+class SpaceSites:
+    """Every site of a space for one adsorbate, aligned, in storage order."""
+
+    ids: list[str] = field(default_factory=list)
+    surfaces: list[str] = field(default_factory=list)  # the surface id of each site
+    fps: list[dict] = field(default_factory=list)  # fingerprints ({} when not read)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def training_rows(space: str, adsorbate: str, profile: str) -> TrainingRows:
     """Finished, unflagged adsorption energies of a space for one adsorbate and profile.
 
-    Returns aligned lists: keys, fingerprints, energies, groups, pure, sites (site id or None).
     A result of one of the space's sites is known by that site's enumerated fingerprint, the
     one every unlabelled site is scored by (an adsorbate that moved while relaxing is still the
     outcome of calculating that site: on the Ag-Au-Cu-Pd-Pt EMT pool, where 618 of 1716 H
@@ -85,18 +112,18 @@ def training_rows(space: str, adsorbate: str, profile: str) -> dict[str, Any]:
         s["_id"]: s.get("fingerprint")
         for s in by_ids(Site._get_collection(), own_ids, {"fingerprint": 1})
     }
-    rows: dict[str, list] = {k: [] for k in ("keys", "fps", "energies", "groups", "pure", "sites")}
+    rows = TrainingRows()
     for calc in calcs:
         own = calc.get("site") in site_fps
         fingerprint = site_fps[calc["site"]] if own else calc.get("fingerprint")
         if not (own or calc.get("space") == space) or not fingerprint:
             continue
-        rows["keys"].append(calc["key"])
-        rows["fps"].append(fingerprint)
-        rows["energies"].append(float(calc["adsorption_energy"]))
-        rows["groups"].append(calc.get("group") or calc["key"])
-        rows["pure"].append(calc.get("pure"))
-        rows["sites"].append(str(calc["site"]) if own else None)
+        rows.keys.append(calc["key"])
+        rows.fps.append(fingerprint)
+        rows.energies.append(float(calc["adsorption_energy"]))
+        rows.groups.append(calc.get("group") or calc["key"])
+        rows.pure.append(calc.get("pure"))
+        rows.sites.append(str(calc["site"]) if own else None)
     return rows
 
 
@@ -189,15 +216,15 @@ def train(
     outcomes = []
     for adsorbate in adsorbates or list(doc.adsorbates):
         rows = training_rows(space, adsorbate, profile)
-        n = len(rows["keys"])
+        n = len(rows)
         outcome = TrainOutcome(adsorbate, profile, False, n_train=n)
-        if n < MIN_TRAIN or len(set(rows["groups"])) < 2:
+        if n < MIN_TRAIN or len(set(rows.groups)) < 2:
             outcome.reason = (
-                f"{n} results on {len(set(rows['groups']))} surfaces; need >= {MIN_TRAIN} on >= 2"
+                f"{n} results on {len(set(rows.groups))} surfaces; need >= {MIN_TRAIN} on >= 2"
             )
             outcomes.append(outcome)
             continue
-        key = _data_key(rows["keys"], rows["energies"])
+        key = _data_key(rows.keys, rows.energies)
         last = latest_model(space, adsorbate, profile)
         if last is not None and last.data_key == key and not force:
             outcome.reason = f"no new results since v{last.version}"
@@ -212,7 +239,7 @@ def train(
         oldest = oldest_fingerprint(list(doc.bulks), adsorbate)
         feature_set = feature_set_for_version(oldest)  # fit checks the rows too
         surrogate = Surrogate(adsorbate, feature_set=feature_set).fit(
-            rows["fps"], np.array(rows["energies"]), rows["groups"], rows["pure"], seed=seed
+            rows.fps, np.array(rows.energies), rows.groups, rows.pure, seed=seed
         )
         seconds = time.perf_counter() - started
         version = (last.version if last else 0) + 1
@@ -248,22 +275,38 @@ def train(
 
 
 # -- scoring -----------------------------------------------------------------------------------
+class SelectedSite(TypedDict):
+    """One site of the batch :func:`select` proposes (JSON-ready)."""
+
+    site_id: str
+    adsorbate: str
+    surface_id: str
+    strategy: str  # the strategy that chose it ("random" while the adsorbate has no model)
+    model_version: int | None
+    mean: float | None  # the model's prediction, eV
+    std: float | None
+    target: float  # the target dE it was chosen for, eV
+    bulk_formula: str | None
+    miller: list[int] | None
+    site_type: str | None
+
+
 def space_site_count(doc: ElementSpace, adsorbate: str) -> int:
     """Sites of one adsorbate in a space, from its bulks' counters."""
     return bulk_counters(list(doc.bulks))[1].get(adsorbate, 0)
 
 
-def space_sites(space: str, adsorbate: str, *, fingerprints: bool = True) -> dict[str, Any]:
+def space_sites(space: str, adsorbate: str, *, fingerprints: bool = True) -> SpaceSites:
     """Every site of a space for one adsorbate: ids, surface ids, fingerprints (storage order)."""
     doc = get_space(space)
-    ids, surfaces, fps = [], [], []
+    sites = SpaceSites()
     projection = {"_id": 1, "surface": 1, "fingerprint": 1} if fingerprints else {"surface": 1}
     query = {"adsorbate": adsorbate}
     for site in by_bulk(Site._get_collection(), list(doc.bulks), query, projection, sort="_id"):
-        ids.append(str(site["_id"]))
-        surfaces.append(str(site["surface"]))
-        fps.append(site.get("fingerprint") or {})
-    return {"ids": ids, "surfaces": surfaces, "fps": fps}
+        sites.ids.append(str(site["_id"]))
+        sites.surfaces.append(str(site["surface"]))
+        sites.fps.append(site.get("fingerprint") or {})
+    return sites
 
 
 def predict_chunked(surrogate, X: np.ndarray, settings, chunk: int = SCORE_CHUNK):
@@ -341,17 +384,27 @@ def _store_predictions(version: ModelVersion, level: str, predictions: Predictio
         ).save(force_insert=True)
 
 
-def score(store: Store, space: str, adsorbate: str, version: ModelVersion) -> dict[str, Any]:
+@dataclass
+class Scored:
+    """What :func:`score` stored, and the seconds each part took."""
+
+    predictions: Predictions
+    features_s: float
+    predict_s: float
+    store_s: float
+
+
+def score(store: Store, space: str, adsorbate: str, version: ModelVersion) -> Scored:
     """Predict every site of the space with a model version and store the predictions (per site,
     and the lowest site per surface); returns them with the seconds each part took."""
     started = time.perf_counter()
     surrogate = load_model(store, version)
     sites = space_sites(space, adsorbate)
-    X = surrogate.features(sites["fps"]) if sites["ids"] else np.zeros((0, 1))
+    X = surrogate.features(sites.fps) if len(sites) else np.zeros((0, 1))
     featurized = time.perf_counter()
     mean, std = predict_chunked(surrogate, X, store.settings)
     predicted = time.perf_counter()
-    predictions = Predictions(version.version, sites["ids"], sites["surfaces"], mean, std)
+    predictions = Predictions(version.version, sites.ids, sites.surfaces, mean, std)
     scope = {"space": space, "adsorbate": adsorbate, "profile": version.profile}
     PredictionChunk.objects(**scope, version=version.version).delete()
     _store_predictions(version, "site", predictions)
@@ -360,14 +413,9 @@ def score(store: Store, space: str, adsorbate: str, version: ModelVersion) -> di
     ModelVersion.objects(id=version.id).update_one(
         set__scored_sites=len(predictions.sites), set__scored=_now()
     )
-    return {
-        "predictions": predictions,
-        "seconds": {
-            "features": featurized - started,
-            "predict": predicted - featurized,
-            "store": time.perf_counter() - predicted,
-        },
-    }
+    return Scored(
+        predictions, featurized - started, predicted - featurized, time.perf_counter() - predicted
+    )
 
 
 def stored_predictions(
@@ -429,7 +477,7 @@ def select(
     targets: dict[str, float] | None = None,
     window: float | None = None,
     seed: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[SelectedSite]:
     """The batch the loop would submit now: up to ``n`` sites over the space's adsorbates.
 
     Per adsorbate, the proposer the backtest uses too
@@ -451,7 +499,7 @@ def select(
     adsorbates : list of str, optional
         Default: all of the space's.
     strategy : str
-        Acquisition strategy (one of :data:`~screener.surrogate.acquisition.STRATEGIES`).
+        Acquisition strategy (one of :data:`~screener.surrogate.strategies.STRATEGIES`).
     targets : dict, optional
         Target dE per adsorbate (default: the settings' ``targets``, else the adsorbate's).
     window : float, optional
@@ -461,29 +509,27 @@ def select(
 
     Returns
     -------
-    list of dict
-        One row per site: site_id, adsorbate, surface_id, strategy, model_version, mean, std,
-        target, bulk_formula, miller, site_type.
+    list of SelectedSite
+        One row per site.
     """
     from screener.surrogate.acquisition import (
-        STRATEGIES,
         BatchRequest,
         StoredPredictions,
         make_learner,
         propose,
     )
+    from screener.surrogate.strategies import check_strategy
 
     if n < 1:
-        raise InputError(f"--n must be >= 1 (got {n})")
-    if strategy not in STRATEGIES:
-        raise InputError(f"unknown strategy '{strategy}' (one of: {', '.join(STRATEGIES)})")
+        raise InputError(f"batch size must be >= 1 (got {n})")
+    check_strategy(strategy)
     doc = get_space(space, adsorbates or ())
     profile = default_profile(space, profile)
     wanted = adsorbates or list(doc.adsorbates)
     settings = load_settings()
     attempted = attempted_sites(profile)
     shares = split_batch(n, wanted)
-    chosen: list[dict[str, Any]] = []
+    chosen: list[SelectedSite] = []
     for adsorbate in wanted:
         if shares[adsorbate] == 0:
             continue
@@ -492,9 +538,8 @@ def select(
         predictions = stored_predictions(space, adsorbate, profile)
         if predictions is None or not predictions.sites:
             sites = space_sites(space, adsorbate, fingerprints=False)
-            count = len(sites["ids"])
             predictions = Predictions(
-                0, sites["ids"], sites["surfaces"], np.zeros(count), np.ones(count)
+                0, sites.ids, sites.surfaces, np.zeros(len(sites)), np.ones(len(sites))
             )
             version = None
         else:
@@ -512,16 +557,19 @@ def select(
         )
         for index in propose(learner, request).indices:
             chosen.append(
-                {
-                    "site_id": predictions.sites[index],
-                    "adsorbate": adsorbate,
-                    "surface_id": predictions.surfaces[index],
-                    "strategy": use,
-                    "model_version": version,
-                    "mean": None if version is None else float(predictions.mean[index]),
-                    "std": None if version is None else float(predictions.std[index]),
-                    "target": target,
-                }
+                SelectedSite(
+                    site_id=predictions.sites[index],
+                    adsorbate=adsorbate,
+                    surface_id=predictions.surfaces[index],
+                    strategy=use,
+                    model_version=version,
+                    mean=None if version is None else float(predictions.mean[index]),
+                    std=None if version is None else float(predictions.std[index]),
+                    target=target,
+                    bulk_formula=None,
+                    miller=None,
+                    site_type=None,
+                )
             )
     _describe(chosen)
     return chosen
@@ -529,12 +577,12 @@ def select(
 
 def _best_closeness(space: str, adsorbate: str, profile: str, target: float) -> float | None:
     rows = training_rows(space, adsorbate, profile)
-    if not rows["energies"]:
+    if not rows.energies:
         return None
-    return float(-np.min(np.abs(np.array(rows["energies"]) - target)))
+    return float(-np.min(np.abs(np.array(rows.energies) - target)))
 
 
-def _describe(rows: list[dict[str, Any]]) -> None:
+def _describe(rows: list[SelectedSite]) -> None:
     """Add what a person reading the batch wants: bulk formula, Miller index, site type."""
     if not rows:
         return
@@ -550,11 +598,9 @@ def _describe(rows: list[dict[str, Any]]) -> None:
     }
     for row in rows:
         site = docs.get(row["site_id"], {})
-        row.update(
-            bulk_formula=site.get("bulk_formula"),
-            miller=site.get("miller"),
-            site_type=site.get("site_type"),
-        )
+        row["bulk_formula"] = site.get("bulk_formula")
+        row["miller"] = site.get("miller")
+        row["site_type"] = site.get("site_type")
 
 
 # -- import ------------------------------------------------------------------------------------
@@ -590,10 +636,18 @@ def import_labelled(
             {"key": {"$regex": f"^import:{digest[:16]}:{re.escape(profile)}:"}}, {"key": 1}
         )
     }
+    allowed = set(doc.elements)
     for index, adsorbate in enumerate(data.adsorbates):  # check everything before writing
         if adsorbate not in doc.adsorbates:
             raise InputError(
                 f"{path} frame {index}: {adsorbate} is not an adsorbate of space '{space}'"
+            )
+        surface = data.atoms[index][data.atoms[index].get_tags() > 0]
+        extra = sorted(set(surface.get_chemical_symbols()) - allowed)
+        if extra:
+            raise InputError(
+                f"{path} frame {index}: its surface holds {','.join(extra)}, outside the "
+                f"elements of space '{space}' ({','.join(doc.elements)})"
             )
     added: Counter[str] = Counter()
     skipped = 0

@@ -230,7 +230,7 @@ def list_sites(
 ) -> list[dict[str, Any]]:
     """Sites as JSON-ready dicts, in storage order."""
     if limit < 0:
-        raise InputError("--limit must be >= 0")
+        raise InputError(f"site limit must be >= 0 (got {limit})")
     query: dict[str, Any] = {}
     names: dict[Any, str] = {}
     if space is not None:

@@ -142,8 +142,10 @@ def test_imported_bulk_beside_prototypes(cli_env, tmp_path):
     [
         (["-e", "Cu,Xx"], "unknown element 'Xx'"),
         (["-e", "Cu", "-a", "CO,NH3"], "unsupported adsorbate 'NH3'"),
-        (["-e", "Cu", "--max-miller", "0"], "--max-miller must be between 1 and 4"),
-        (["-e", "Cu", "--max-miller", "5"], "--max-miller must be between 1 and 4"),
+        (["-e", "Cu", "--max-miller", "0"], "'--max-miller': Input should be greater than or"),
+        (["-e", "Cu", "--max-miller", "5"], "'--max-miller': Input should be less than or"),
+        (["-e", ""], "give --elements, --bulks FILE, or both"),
+        (["-e", "Cu", "--bogus"], "No such option: --bogus"),
         (["-e", "Cu", "--bulks", "/nonexistent/x.cif"], "no such file"),
         (["-e", "Cu", "--bulks", "{junk}"], "cannot read bulk file"),
         (["-e", "Cu", "--bulks", "{pd}"], "contains Pd, outside the space's elements Cu"),

@@ -92,7 +92,7 @@ def test_import_train_select_candidates(cu, cu_pool):
         rows = training_rows("Cu", "CO", "emt")
         # flagged results (adsorbate moved, desorbed, ...) stay out of training
         clean = [f for f in frames if f.info["adsorbate"] == "CO" and f.info["flags"] == "[]"]
-        assert len(rows["keys"]) == len(clean)
+        assert len(rows) == len(rows.energies) == len(clean)
         outcomes = {o.adsorbate: o for o in train(store, "Cu", profile="emt")}
         for adsorbate in ("CO", "H"):
             outcome = outcomes[adsorbate]
@@ -101,7 +101,7 @@ def test_import_train_select_candidates(cu, cu_pool):
         # nothing new: no retrain, same version
         assert not any(o.trained for o in train(store, "Cu", profile="emt"))
         model = ModelVersion.objects(adsorbate="CO").get()
-        assert model.n_train == len(rows["keys"]) and model.sha256 and model.model
+        assert model.n_train == len(rows) and model.sha256 and model.model
 
         batch = select(store, "Cu", 6, profile="emt")
         assert len(batch) == 6
@@ -157,7 +157,7 @@ def test_select_without_a_model_is_random_and_spread(cu):
         )
         with pytest.raises(InputError, match="strategy"):
             select(store, "Cu", 4, strategy="greedy")
-        with pytest.raises(InputError, match="--n"):
+        with pytest.raises(InputError, match=r"batch size must be >= 1 \(got 0\)"):
             select(store, "Cu", 0)
 
 
@@ -179,6 +179,17 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
         assert Calculation.objects.count() == 0  # nothing written
 
     assert run("import", str(cu_pool), "--space", "Nope").returncode == 2
+    alloyed = read(cu_pool, ":3")
+    symbols = alloyed[2].get_chemical_symbols()
+    symbols[int(np.flatnonzero(alloyed[2].get_tags() == 1)[0])] = "Pd"
+    alloyed[2].set_chemical_symbols(symbols)
+    outside = tmp_path / "cupd.extxyz"
+    write(outside, alloyed)
+    refused = run("import", str(outside), "--space", "Cu", "--calculator", "emt")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "frame 2: its surface holds Pd, outside the elements of space 'Cu'" in refused.stderr
+    with open_store(cu, readonly=True):
+        assert Calculation.objects.count() == 0  # nothing written, not even frames 0 and 1
     done = run("import", str(cu_pool), "--space", "Cu", "--calculator", "emt", "--json")
     assert done.returncode == 0, done.stderr
     assert sum(json.loads(done.stdout)["added"].values()) == len(read(cu_pool, ":"))
@@ -186,7 +197,7 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
     trained = run("train", "--space", "Cu", "--calculator", "emt", "--json")
     assert trained.returncode == 0, trained.stderr
     assert [r["trained"] for r in json.loads(trained.stdout)] == [True, True]
-    chosen = run("select", "--space", "Cu", "--n", "5", "--calculator", "emt", "--json")
+    chosen = run("select", "--space", "Cu", "--batch", "5", "--calculator", "emt", "--json")
     assert chosen.returncode == 0, chosen.stderr
     rows = json.loads(chosen.stdout)
     assert len(rows) == 5 and all(np.isfinite(r["mean"]) for r in rows)
@@ -271,7 +282,7 @@ def test_a_model_trains_on_one_profile_identity_and_says_which(cu, cu_pool, monk
 
         edited = replace(PROFILES["emt"], fmax=0.04)
         monkeypatch.setitem(PROFILES, "emt", edited)
-        assert training_rows("Cu", "CO", "emt")["keys"] == []
+        assert training_rows("Cu", "CO", "emt").keys == []
         [outcome] = train(store, "Cu", profile="emt", adsorbates=["CO"])
         assert not outcome.trained and outcome.n_train == 0
         report = import_labelled(store, cu_pool, "Cu", profile="emt")

@@ -72,7 +72,7 @@ def plan_seed(
 ) -> SeedPlan:
     """Validate a seed request (raises :class:`InputError`); reads bulk files, writes nothing."""
     if max_miller is not None and not 1 <= max_miller <= 4:
-        raise InputError(f"--max-miller must be between 1 and 4 (got {max_miller})")
+        raise InputError(f"the largest Miller index must be between 1 and 4 (got {max_miller})")
     ads_items = adsorbates.split(",") if isinstance(adsorbates, str) else list(adsorbates)
     ads = [a.strip() for a in ads_items if a.strip()]
     if not ads:
@@ -94,13 +94,13 @@ def plan_seed(
         symbols = sorted({e for spec in imported for e in spec.elements})
         prototypes = False
     else:
-        raise InputError("give --elements, --bulks FILE, or both")
+        raise InputError("no elements and no bulk files given")
     specs = (prototype_bulks(symbols) if prototypes else []) + imported
     unique: dict[str, BulkSpec] = {}
     for spec in specs:
         unique.setdefault(spec.key, spec)
     if name is not None and not name.strip():
-        raise InputError("--name must not be empty")
+        raise InputError("a space name must not be empty")
     return SeedPlan(
         space=name.strip() if name else "-".join(symbols),
         elements=symbols,

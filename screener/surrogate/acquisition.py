@@ -56,17 +56,12 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_X_y
 
 from screener.errors import InputError
+from screener.surrogate.strategies import check_strategy
 
-STRATEGIES = ("target-window", "gaussian-target", "ei", "ucb", "max-std", "random")
 DEFAULT_WINDOW = 0.1
 DEFAULT_SIGMA = 0.33
 DEFAULT_BETA = 1.0
 _TINY = 1e-12
-
-
-def _check_strategy(strategy: str) -> None:
-    if strategy not in STRATEGIES:
-        raise InputError(f"unknown strategy '{strategy}' (choose from {', '.join(STRATEGIES)})")
 
 
 # -- scores --------------------------------------------------------------------------------------
@@ -149,7 +144,7 @@ def scores(
     Parameters
     ----------
     strategy : str
-        One of :data:`STRATEGIES`.
+        One of :data:`~screener.surrogate.strategies.STRATEGIES`.
     mean, std : array_like
         The surrogate's prediction per site.
     target, window : float
@@ -168,7 +163,7 @@ def scores(
     numpy.ndarray
         One score per site.
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     mean = np.asarray(mean, dtype=float).reshape(-1)
     std = np.asarray(std, dtype=float).reshape(-1)
     if mean.shape != std.shape:
@@ -554,7 +549,7 @@ def make_learner(
         Gives (mean, std) for the rows of X_pool: ``predict(X, return_std=True)``, or per-tree
         spread for a forest.
     strategy : str
-        One of :data:`STRATEGIES`.
+        One of :data:`~screener.surrogate.strategies.STRATEGIES`.
     X_training, y_training : array_like, optional
         Labelled rows to fit the estimator on now (not with :class:`StoredPredictions`).
 
@@ -564,7 +559,7 @@ def make_learner(
         ``learner.query`` picks (through :func:`propose`), ``learner.teach`` adds labels and
         refits.
     """
-    _check_strategy(strategy)
+    check_strategy(strategy)
     return ActiveLearner(
         estimator=estimator,
         query_strategy=QUERY_STRATEGIES[strategy],

@@ -25,7 +25,6 @@ import numpy as np
 from screener.errors import InputError
 from screener.settings import load_settings
 from screener.surrogate.acquisition import (
-    STRATEGIES,
     BatchRequest,
     PoolRegressor,
     make_learner,
@@ -33,6 +32,7 @@ from screener.surrogate.acquisition import (
     propose,
 )
 from screener.surrogate.models import Surrogate
+from screener.surrogate.strategies import check_strategy
 
 if TYPE_CHECKING:
     from screener.surrogate.data import LabelledSet
@@ -77,7 +77,7 @@ def backtest(
     data : LabelledSet
         The fully labelled pool (one adsorbate); its groups are the surfaces batches spread over.
     strategy : str
-        The strategy to test (one of :data:`~screener.surrogate.acquisition.STRATEGIES`).
+        The strategy to test (one of :data:`~screener.surrogate.strategies.STRATEGIES`).
     compare : sequence of str
         Strategies to run on the same pool and starts.
     target, window : float
@@ -122,16 +122,18 @@ def backtest(
     adsorbate = kinds[0]
     names = [strategy] + [c for c in compare if c != strategy]
     for name in names:
-        if name not in STRATEGIES:
-            raise InputError(f"unknown strategy '{name}' (choose from {', '.join(STRATEGIES)})")
+        check_strategy(name)
     if batch < 1:
-        raise InputError(f"batch must be >= 1 (got {batch})")
+        raise InputError(f"labels per round must be >= 1 (got {batch})")
     if init < 1:
-        raise InputError(f"init must be >= 1 (got {init})")
+        raise InputError(f"random labels before the first model must be >= 1 (got {init})")
     if repeats < 1:
-        raise InputError(f"repeats must be >= 1 (got {repeats})")
+        raise InputError(f"seeds to average over must be >= 1 (got {repeats})")
     if budget < init:
-        raise InputError(f"budget ({budget}) must be >= init ({init})")
+        raise InputError(
+            f"a budget of {budget} labels is smaller than the {init} random labels before the "
+            "first model"
+        )
     n = len(data)
     if init >= n:
         raise InputError(f"init ({init}) must be smaller than the pool ({n} rows)")

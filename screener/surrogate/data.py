@@ -134,6 +134,16 @@ def _read_frames(path: Path) -> list[tuple[Atoms, dict]]:
     return [(atoms, dict(atoms.info)) for atoms in images]
 
 
+def _format_name(path: Path) -> str:
+    """The ASE format ``path`` is read as, for messages (``.md`` is CASTEP's MD format)."""
+    from ase.io.formats import filetype
+
+    try:
+        return f"ase format '{filetype(str(path), guess=True)}'"
+    except Exception:
+        return "an unknown format"
+
+
 def _energy(atoms: Atoms, info: dict, key: str, where: str) -> float:
     if key in info:
         value = info[key]
@@ -216,7 +226,7 @@ def read_labelled(
         raise InputError(f"{path}: empty file")
     frames = _read_frames(path)
     if not frames:
-        raise InputError(f"{path}: no frames (empty file)")
+        raise InputError(f"{path}: no structures in it (read as {_format_name(path)})")
     identity = _SlabIdentity()
     rows: dict[str, list] = {
         k: [] for k in ("fp", "e", "ads", "grp", "pure", "atoms", "info", "relaxed", "binding")

@@ -36,6 +36,14 @@ SLURM_GROUP = pytest.mark.xdist_group("slurm")
 SKIP_REASON = "Slurm is not up: run scripts/local-slurm.sh start"
 
 
+def daemon_command(batch: int, *extra: str) -> list[str]:
+    """``screener run`` for one EMT cycle of space Cu with the slurm launcher, drained."""
+    from tests.test_cli import SCREENER
+
+    cycle = ["--space", "Cu", "--calculator", "emt", "--cycles", "1", "--batch", str(batch)]
+    return [SCREENER, "run", *cycle, "--launcher", "slurm", "--drain", "--interval", "0", *extra]
+
+
 def _run(*command: str, timeout: float = 30.0) -> str:
     """Run a Slurm command and return its stdout (raises on a nonzero exit)."""
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)

@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from tests.cluster.slurmtools import SLURM_GROUP
+from tests.cluster.slurmtools import SLURM_GROUP, daemon_command
 from tests.conftest import env_of
-from tests.test_cli import SCREENER, run
+from tests.test_cli import run
 
 pytestmark = [pytest.mark.slurm, SLURM_GROUP, pytest.mark.slow]
 
@@ -38,8 +38,7 @@ def test_run_with_the_slurm_launcher_runs_rockets_as_slurm_jobs(slurm, settings)
         ["date", "+%Y-%m-%dT%H:%M:%S"], capture_output=True, text=True, check=True
     ).stdout.strip()
     proc = subprocess.run(
-        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1"]
-        + ["--batch", "2", "--launcher", "slurm", "--drain", "--interval", "0"],
+        daemon_command(2),
         env=env,
         capture_output=True,
         text=True,

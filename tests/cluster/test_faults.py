@@ -15,9 +15,9 @@ from collections import Counter
 
 import pytest
 
-from tests.cluster.slurmtools import SLURM_GROUP
+from tests.cluster.slurmtools import SLURM_GROUP, daemon_command
 from tests.conftest import env_of
-from tests.test_cli import SCREENER, run
+from tests.test_cli import run
 
 pytestmark = [pytest.mark.slurm, SLURM_GROUP, pytest.mark.slow]
 
@@ -39,8 +39,7 @@ def _states(since: str) -> Counter:
 
 def _daemon(env: dict[str, str], *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1"]
-        + ["--batch", "1", "--launcher", "slurm", "--drain", "--interval", "0", *extra],
+        daemon_command(1, *extra),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -110,8 +109,7 @@ def test_node_down_and_back_with_the_daemon_killed_meanwhile(slurm, settings):
     env.update(SCREENER_TEST_SLOW_STEPS="adslab:2")
     since = _now()
     first = subprocess.Popen(
-        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1"]
-        + ["--batch", "3", "--launcher", "slurm", "--drain", "--interval", "0"],
+        daemon_command(3),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -137,8 +135,7 @@ def test_node_down_and_back_with_the_daemon_killed_meanwhile(slurm, settings):
             subprocess.run([*scontrol, "State=RESUME"], check=True, timeout=30)
     # the lease of a killed daemon is taken over once its process is gone
     second = subprocess.run(
-        [SCREENER, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1"]
-        + ["--batch", "1", "--launcher", "slurm", "--drain", "--interval", "0"],
+        daemon_command(1),
         env=env,
         capture_output=True,
         text=True,

@@ -112,8 +112,8 @@ def test_cycles_submit_train_and_record(settings):
         assert chosen and all(j.predicted["std"] > 0 for j in chosen)
         # own results train as the site they calculated (the fingerprint sites are scored by)
         rows = training_rows("Cu-Pd", "H", "emt")
-        assert rows["sites"] and all(rows["sites"])
-        for site_id, fp in zip(rows["sites"], rows["fps"], strict=True):
+        assert rows.sites and all(rows.sites)
+        for site_id, fp in zip(rows.sites, rows.fps, strict=True):
             assert fp == Site.objects(id=site_id).get().fingerprint
     counts = _invariants(settings)
     assert counts["jobs"] == 40 and counts["done"] == 40
@@ -133,8 +133,10 @@ def test_bad_settings_are_input_errors(cu):
             Daemon(store, "Fe-Ni", "emt")
         with pytest.raises(InputError, match="calculator profile"):
             Daemon(store, "Cu", "vasp")
-        with pytest.raises(InputError, match="--batch"):
+        with pytest.raises(InputError, match=r"sites submitted per cycle must be >= 1 \(got 0\)"):
             Daemon(store, "Cu", "emt", batch=0)
+        with pytest.raises(InputError, match=r"seconds between cycles must be >= 0"):
+            Daemon(store, "Cu", "emt", interval=-1.0)
         with pytest.raises(InputError, match="strategy"):
             Daemon(store, "Cu", "emt", strategy="greedy")
 

@@ -11,7 +11,6 @@ from scipy import stats
 from screener.errors import InputError
 from screener.surrogate.acquisition import (
     QUERY_STRATEGIES,
-    STRATEGIES,
     BatchRequest,
     PoolRegressor,
     StoredPredictions,
@@ -24,6 +23,7 @@ from screener.surrogate.acquisition import (
     window_probability,
 )
 from screener.surrogate.models import Surrogate
+from screener.surrogate.strategies import STRATEGIES
 from tests.surrogate import pool
 
 T, W = -0.67, 0.1

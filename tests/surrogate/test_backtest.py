@@ -85,9 +85,9 @@ def test_backtest_is_deterministic_with_its_seed(data):
 def test_backtest_input_errors(data):
     with pytest.raises(InputError, match="unknown strategy"):
         backtest(data, strategy="nope")
-    with pytest.raises(InputError, match="batch"):
+    with pytest.raises(InputError, match=r"labels per round must be >= 1 \(got 0\)"):
         backtest(data, batch=0)
-    with pytest.raises(InputError, match="budget"):
+    with pytest.raises(InputError, match="a budget of 5 labels is smaller than the 10 random"):
         backtest(data, budget=5, init=10)
     with pytest.raises(InputError, match="no hits in the pool"):
         backtest(data, target=5.0)
@@ -118,6 +118,12 @@ def test_cli_backtest_json_and_bad_input(tmp_path, cli_env):
     assert result["rows_known_by"] == "relaxed structures"
     for run_ in result["strategies"].values():
         assert run_["curve"][0]["labelled"] == 5 and run_["curve"][-1]["labelled"] <= 30
-    bad = run("--strategy", "nope")
-    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown strategy")
-    assert len(bad.stderr.strip().splitlines()) == 1
+    for args, message in (
+        (("--strategy", "nope"), "'--strategy': Value error, 'nope' is not one of 'target-window'"),
+        (("--compare", "greedy"), "'--compare': Value error, 'greedy' is not one of"),
+        (("--budget", "4", "--init", "5"), "Invalid value for --budget: must be >= --init (5)"),
+        (("--batch", "0"), "'--batch': Input should be greater than or equal to 1"),
+    ):
+        bad = run(*args)
+        assert bad.returncode == 2 and bad.stderr.startswith("error: "), bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and message in bad.stderr

@@ -96,6 +96,7 @@ def _frame(frames, **info):
     [
         ("missing", "no such file"),
         ("empty", "empty file"),
+        ("markdown", r"no structures in it \(read as ase format 'castep-md'\)"),
         ("garbage", "cannot read"),
         ("no_energy", r"frame 1: no energy key 'E_ads' \(info keys: foo\)"),
         ("no_tags", "frame 1: no surface atoms tagged >= 1"),
@@ -106,12 +107,14 @@ def _frame(frames, **info):
     ],
 )
 def test_bad_data_is_input_error_naming_file_and_frame(tmp_path, frames, case, match):
-    path = tmp_path / f"{case}.extxyz"
+    path = tmp_path / (f"{case}.md" if case == "markdown" else f"{case}.extxyz")
     good = _frame(frames)
     bad = good.copy()
     bad.info = dict(good.info)
     if case == "empty":
         path.write_text("")
+    elif case == "markdown":
+        path.write_text("# notes\n\nnot a structure file\n")
     elif case == "garbage":
         path.write_text("this is not a structure\n")
     elif case != "missing":

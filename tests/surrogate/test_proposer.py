@@ -14,7 +14,6 @@ from screener.store.documents import ModelVersion, PredictionChunk
 from screener.surrogate import acquisition
 from screener.surrogate import backtest as backtest_module
 from screener.surrogate.acquisition import (
-    STRATEGIES,
     BatchRequest,
     PoolRegressor,
     StoredPredictions,
@@ -23,6 +22,7 @@ from screener.surrogate.acquisition import (
     propose,
 )
 from screener.surrogate.data import LabelledSet
+from screener.surrogate.strategies import STRATEGIES
 from workflows.profiles import PROFILES
 
 EMT = PROFILES["emt"].identity
@@ -101,7 +101,7 @@ def test_select_and_backtest_go_through_one_proposer(cu_co, monkeypatch):
 
     with open_store(cu_co) as store:
         sites = learning.space_sites("Cu", "CO")
-        ids, surfaces = sites["ids"], sites["surfaces"]
+        ids, surfaces = sites.ids, sites.surfaces
         n = len(ids)
         counts = Counter(surfaces)
         assert len(counts) >= 3
@@ -114,7 +114,7 @@ def test_select_and_backtest_go_through_one_proposer(cu_co, monkeypatch):
 
         # the backtest, on these sites as a labelled pool, with a surrogate that predicts them
         data = LabelledSet(
-            fingerprints=sites["fps"],
+            fingerprints=sites.fps,
             energies=mean.copy(),
             adsorbates=["CO"] * n,
             groups=list(surfaces),
