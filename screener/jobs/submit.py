@@ -8,6 +8,7 @@ for the key, and only if nothing is there is the workflow added.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,8 @@ from workflows.tasks import (
     RelaxSlabTask,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Submission:
@@ -51,6 +54,12 @@ def step_keys(site: Site, surface: Surface, bulk: Bulk, profile: str) -> dict[st
         "slab": f"slab:{surface.key}:{profile}",
         "adslab": f"adslab:{site.id}:{profile}",
     }
+
+
+#: spec key on every firework of a job's workflow: the job whose submission added it
+SUBMISSION_KEY = "screener_submission"
+#: states of a firework that never ran (safe to delete)
+UNSTARTED = ("WAITING", "READY")
 
 
 def build_workflow(
@@ -117,6 +126,8 @@ def build_workflow(
         name=keys["adslab"],
         parents=[slab_fw, *gas],
     )
+    for fw in (*gas, bulk_fw, slab_fw, adslab_fw):  # whose add this firework came from
+        fw.spec[SUBMISSION_KEY] = job_key
     name = (
         f"{site.bulk_formula} {''.join(map(str, site.miller))} {site.site_type} "
         f"{site.adsorbate} {profile}"
@@ -236,12 +247,24 @@ def _launch(
     inject: dict[str, list[str]] | None,
     rank: int | None = None,
 ) -> Submission:
-    """Add the workflow of a ledgered job unless FireWorks already has it; mark it submitted."""
+    """Add the workflow of a ledgered job unless FireWorks already has it; mark it submitted.
+
+    FireWorks' ``add_wf`` writes the fireworks first and the workflow after them.  A submitter
+    killed in between leaves fireworks that belong to no workflow, which would wait forever:
+    those that never ran are deleted and the workflow is added again.
+    """
     launchpad = store.launchpad()
     key = job.key
-    found = sorted(
-        fw["fw_id"] for fw in launchpad.fireworks.find({"spec.screener_job": key}, {"fw_id": 1})
-    )
+    found = _job_fireworks(launchpad, key)
+    workflow_doc = None
+    for fw_id in found:
+        workflow_doc = launchpad.workflows.find_one({"nodes": fw_id}, {"nodes": 1})
+        if workflow_doc is not None:
+            break
+    if found and workflow_doc is None:
+        log.warning("%s: a submitter stopped before writing its workflow; adding it again", key)
+        launchpad.fireworks.delete_many({"fw_id": {"$in": found}, "state": {"$in": UNSTARTED}})
+        found = []
     new = not found
     if new:
         workflow = build_workflow(
@@ -259,14 +282,24 @@ def _launch(
         route_workflow(workflow, job, store.settings, rank)
         fw_ids = sorted(launchpad.add_wf(workflow).values())
     else:  # the previous submitter died after adding the workflow: record what is there
-        workflow_doc = launchpad.workflows.find_one({"nodes": found[0]}, {"nodes": 1})
-        fw_ids = sorted(workflow_doc["nodes"]) if workflow_doc else found
+        fw_ids = sorted(workflow_doc["nodes"])
     crash_point("after-add-wf")
     Job.objects(id=job.id).update_one(
         set__state="submitted", set__fw_ids=fw_ids, set__updated=_now()
     )
     Site.objects(id=site.id).update_one(set__state="queued")
     return Submission(key, "submitted", new, fw_ids)
+
+
+def _job_fireworks(launchpad: Any, key: str) -> list[int]:
+    """The fw_ids a job's submissions added (before the submission key: its adsorbate+slab)."""
+    for field in (SUBMISSION_KEY, "screener_job"):
+        found = sorted(
+            fw["fw_id"] for fw in launchpad.fireworks.find({f"spec.{field}": key}, {"fw_id": 1})
+        )
+        if found:
+            return found
+    return []
 
 
 def reconcile(store: Store) -> int:

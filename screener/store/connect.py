@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 ALIAS = "default"
 # screener's queries of FireWorks' collection: the step key (duplicate finder, ingest) and the
 # job key (reconciling a submission)
-FIREWORK_INDEXES = ("spec.screener_key", "spec.screener_job")
+FIREWORK_INDEXES = ("spec.screener_key", "spec.screener_job", "spec.screener_submission")
 CLIENT_OPTIONS: dict[str, Any] = {
     "journal": True,  # write concern j=True: the ledger, results, leases and models survive
     "serverSelectionTimeoutMS": 10000,

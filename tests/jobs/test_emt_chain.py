@@ -169,6 +169,36 @@ def test_killed_between_submitting_and_recording(seeded, cli_env, point):
         assert Job.objects.get().state == "done"
 
 
+def test_a_submitter_killed_inside_add_wf_leaves_no_firework_waiting_forever(seeded):
+    """FireWorks' ``add_wf`` writes the fireworks, then the workflow.  A kill between the two
+    leaves fireworks of no workflow: recovering the job deletes them and adds the workflow
+    again, and the job runs to the end."""
+    from screener.jobs.submit import build_workflow, reconcile
+
+    with open_store(seeded) as store:
+        site = Site.objects.get(id=_site("Cu", (1, 1, 1), "bridge", "CO"))
+        key = f"{site.id}:{EMT}"
+        job = Job(key=key, site=site.id, bulk=site.bulk.id, adsorbate="CO", profile=EMT)
+        job.state = "submitting"  # the ledger entry, written before the workflow
+        job.save(force_insert=True)
+        workflow = build_workflow(site, EMT, job_key=key, ranks=1, max_tries=2)
+        for fw_id in workflow.root_fw_ids:  # add_wf's first half, as FireWorks writes it
+            workflow.id_fw[fw_id].state = "READY"
+        launchpad = store.launchpad()
+        launchpad._upsert_fws(list(workflow.id_fw.values()))
+        n = len(workflow.fws)
+        assert launchpad.fireworks.count_documents({}) == n
+        assert launchpad.workflows.count_documents({}) == 0
+
+        assert reconcile(store) == 1
+        nodes = launchpad.workflows.find_one({})["nodes"]
+        assert launchpad.fireworks.count_documents({}) == len(nodes) == n  # the strays are gone
+        assert sorted(Job.objects.get(key=key).fw_ids) == sorted(nodes)
+        run_workers(store)
+        assert Job.objects.get(key=key).state == "done"
+        assert launchpad.fireworks.count_documents({"state": {"$ne": "COMPLETED"}}) == 0
+
+
 @pytest.mark.slow
 def test_result_survives_a_kill_before_recording(seeded, cli_env):
     with open_store(seeded, readonly=True):
