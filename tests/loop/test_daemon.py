@@ -246,14 +246,16 @@ def _reported_done(stdout: str) -> int:
 
 @pytest.mark.slow
 def test_kill_9_at_random_points_never_duplicates_or_loses(local_settings):
-    """Daemon or database server killed with SIGKILL at random moments (20 kills), then one run
+    """Daemon or database server killed with SIGKILL at random moments (12 kills), then one run
     to the end, on the data directory's own server.
 
     The kill times are spread over the length of an uninterrupted run measured first (start-up,
     ingest, training, selection, submission and rockets all take their share), so the kills land
     across the whole cycle whatever the machine's speed.  Beyond no duplicate and nothing
     unrecorded: every result a daemon reported, and every calculation read back after an earlier
-    trial, is still there after later kills of the server.
+    trial, is still there after later kills of the server.  The narrowest window these kills
+    found (inside FireWorks' add_wf) has its own deterministic test in
+    tests/jobs/test_emt_chain.py.
     """
     settings, env = local_settings, env_of(local_settings)
     _seed(settings, "Cu,Pd")
@@ -266,7 +268,7 @@ def test_kill_9_at_random_points_never_duplicates_or_loses(local_settings):
     full = time.monotonic() - started
     seen_done, seen_keys = _reported_done(out), set()
     trials, killed = 0, Counter()
-    while sum(killed.values()) < 20 and trials < 40:
+    while sum(killed.values()) < 12 and trials < 24:
         trials += 1
         proc = _start(env, *args)
         victim = "server" if trials % 2 == 0 else "daemon"
@@ -290,7 +292,7 @@ def test_kill_9_at_random_points_never_duplicates_or_loses(local_settings):
         keys = _calculation_keys(settings)
         assert seen_keys <= keys, f"acknowledged calculations lost: {sorted(seen_keys - keys)}"
         seen_keys = keys
-    assert killed["daemon"] >= 8 and killed["server"] >= 8, killed
+    assert killed["daemon"] >= 5 and killed["server"] >= 5, killed
     time.sleep(RESERVE_GRACE_S)  # a checkout cut short by a server kill is reclaimed after this
     final = subprocess.run(
         [SCREENER, "run", "--space", "Cu-Pd", "--calculator", "emt", "--cycles", "1"]
