@@ -306,19 +306,23 @@ def _fingerprint_chunk(
 def _fingerprint_all(
     atoms: list[Atoms], bindings: list[list[int] | None]
 ) -> list[tuple[dict, dict] | str]:
-    """Fingerprints of every frame, in worker processes (one per core, at most 4) for big files."""
+    """Fingerprints of every frame, in worker processes (one per core, at most 4) for big files.
+
+    The workers are joblib's loky processes: started fresh (not forked, since the caller may hold
+    database clients and threads), and without re-running the caller's ``__main__``, so a script
+    that calls this needs no ``if __name__ == "__main__"`` guard.
+    """
     import os
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+
+    from joblib import Parallel, delayed
 
     pairs = list(zip(atoms, bindings, strict=True))
     workers = min(4, os.cpu_count() or 1)
     if len(pairs) < PARALLEL_FRAMES or workers < 2:
         return _fingerprint_chunk(pairs)
     chunks = [pairs[i : i + CHUNK_FRAMES] for i in range(0, len(pairs), CHUNK_FRAMES)]
-    # spawn, not fork: the caller may hold database clients and threads
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        return [result for part in pool.map(_fingerprint_chunk, chunks) for result in part]
+    parts = Parallel(n_jobs=workers, backend="loky")(delayed(_fingerprint_chunk)(c) for c in chunks)
+    return [result for part in parts for result in part]
 
 
 def _initial_binding(value, n_surface: int, where: str) -> list[int]:

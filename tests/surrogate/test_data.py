@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +175,26 @@ def test_energy_key_option_and_select_errors(tmp_path, frames):
     assert data.energies.tolist() == [-0.25]
     with pytest.raises(InputError, match="no H rows"):
         data.select("H")
+
+
+def test_a_script_without_a_main_guard_reads_through_worker_processes(tmp_path, frames):
+    """Big files are fingerprinted in worker processes; those must not re-run the caller's
+    script (a plain ``python script.py`` with no ``if __name__ == "__main__"``)."""
+    path = _write(tmp_path / "pool.extxyz", frames)
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import json, sys\n"
+        "import screener.surrogate.data as data\n"
+        "data.PARALLEL_FRAMES, data.CHUNK_FRAMES = 2, 3  # the worker path for this small file\n"
+        "print('script ran', file=sys.stderr)\n"
+        f"rows = data.read_labelled({str(path)!r})\n"
+        "print(json.dumps(rows.fingerprints))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("script ran") == 1  # the workers did not run it again
+    serial = read_labelled(path)
+    assert json.loads(run.stdout) == json.loads(json.dumps(serial.fingerprints))
