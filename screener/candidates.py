@@ -10,7 +10,7 @@ for the surface.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from bson import ObjectId
 
@@ -22,14 +22,44 @@ from screener.store import Surface
 from screener.store.documents import Calculation
 
 
-def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict[str, Any]]:
-    """Surface id -> {energy, std, source, site_id, n_calculated} for one adsorbate.
+class SurfaceEnergy(TypedDict):
+    """A surface's adsorption energy: its lowest calculated site, else the model's prediction."""
+
+    energy: float  # dE, eV
+    std: float  # 0 for a calculated surface
+    source: str  # "calculated" or "predicted"
+    site_id: str
+    n_calculated: int
+
+
+class RankedSurface(TypedDict):
+    """One ranked surface."""
+
+    surface: str | None  # the surface key
+    surface_id: str
+    bulk_formula: str | None
+    miller: list[int] | None
+    termination: str | None
+    adsorbate: str
+    energy: float  # dE, eV
+    std: float
+    source: str  # "calculated" or "predicted"
+    site_id: str
+    n_calculated: int
+    distance: float  # |energy - target|, eV
+    in_window: bool
+    profile: str
+    target: float
+
+
+def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, SurfaceEnergy]:
+    """Surface id -> its energy row, for one adsorbate.
 
     Reads the space's usable results and the latest model's per-surface predictions: no site is
     read.
     """
     doc = get_space(space)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, SurfaceEnergy] = {}
     query = usable_results(profile, adsorbate)
     query["site"] = {"$ne": None}
     bulks = set(doc.bulks)
@@ -41,30 +71,26 @@ def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, dict
         energy = float(calc["adsorption_energy"])
         row = out.setdefault(
             surface,
-            {
-                "energy": energy,
-                "std": 0.0,
-                "source": "calculated",
-                "site_id": site,
-                "n_calculated": 0,
-            },
+            SurfaceEnergy(
+                energy=energy, std=0.0, source="calculated", site_id=site, n_calculated=0
+            ),
         )
         row["n_calculated"] += 1
         if energy < row["energy"]:
-            row.update(energy=energy, site_id=site)
+            row["energy"], row["site_id"] = energy, site
     predicted = stored_predictions(space, adsorbate, profile, level="surface")
     if predicted is not None:
         for surface, site, mean, std in zip(
             predicted.surfaces, predicted.sites, predicted.mean, predicted.std, strict=True
         ):
             if surface not in out:
-                out[surface] = {
-                    "energy": float(mean),
-                    "std": float(std),
-                    "source": "predicted",
-                    "site_id": site,
-                    "n_calculated": 0,
-                }
+                out[surface] = SurfaceEnergy(
+                    energy=float(mean),
+                    std=float(std),
+                    source="predicted",
+                    site_id=site,
+                    n_calculated=0,
+                )
     return out
 
 
@@ -87,40 +113,39 @@ def candidates(
     target: float | None = None,
     window: float | None = None,
     limit: int | None = 20,
-) -> list[dict[str, Any]]:
+) -> list[RankedSurface]:
     """Surfaces ranked by |energy - target| (nearest first)."""
     get_space(space, [adsorbate])
     if limit is not None and limit < 0:
         raise InputError(f"limit must be >= 0 (got {limit})")
     profile = default_profile(space, profile)
-    goal = load_settings().target_window(adsorbate)
-    target = goal.target if target is None else target
-    window = goal.window if window is None else window
+    goal = load_settings().target_window(adsorbate, target, window)
+    target, window = goal.target, goal.window
     energies = surface_energies(space, adsorbate, profile)
     ranked = sorted(energies, key=lambda s: (abs(energies[s]["energy"] - target), s))
     ranked = ranked[:limit] if limit else ranked
     docs = surface_docs(ranked)
-    rows = []
+    rows: list[RankedSurface] = []
     for surface_id in ranked:
         row, surface = energies[surface_id], docs.get(surface_id, {})
         distance = abs(row["energy"] - target)
         rows.append(
-            {
-                "surface": surface.get("key"),
-                "surface_id": surface_id,
-                "bulk_formula": surface.get("bulk_formula"),
-                "miller": surface.get("miller"),
-                "termination": surface.get("termination"),
-                "adsorbate": adsorbate,
-                "energy": round(row["energy"], 4),
-                "std": round(row["std"], 4),
-                "source": row["source"],
-                "site_id": row["site_id"],
-                "n_calculated": row["n_calculated"],
-                "distance": round(distance, 4),
-                "in_window": distance <= window,
-                "profile": profile,
-                "target": target,
-            }
+            RankedSurface(
+                surface=surface.get("key"),
+                surface_id=surface_id,
+                bulk_formula=surface.get("bulk_formula"),
+                miller=surface.get("miller"),
+                termination=surface.get("termination"),
+                adsorbate=adsorbate,
+                energy=round(row["energy"], 4),
+                std=round(row["std"], 4),
+                source=row["source"],
+                site_id=row["site_id"],
+                n_calculated=row["n_calculated"],
+                distance=round(distance, 4),
+                in_window=distance <= window,
+                profile=profile,
+                target=target,
+            )
         )
     return rows

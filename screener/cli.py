@@ -655,11 +655,13 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Simulate a screening campaign on a labelled pool; compare strategies on the same pool."""
+    from screener.settings import load_settings
     from screener.surrogate.backtest import FAST_SURROGATE
     from screener.surrogate.backtest import backtest as run_backtest
 
     if budget < init:
         raise typer.BadParameter(f"must be >= --init ({init})", param_hint="--budget")
+    load_settings().target_window(adsorbate.value, target, window)  # before the file is read
     rows = _adsorbate_rows(_read_labelled(data, energy_key, group_by), adsorbate)
     result = run_backtest(
         rows,

@@ -533,8 +533,8 @@ def select(
     for adsorbate in wanted:
         if shares[adsorbate] == 0:
             continue
-        goal = settings.target_window(adsorbate)
-        target = (targets or {}).get(adsorbate, goal.target)
+        goal = settings.target_window(adsorbate, (targets or {}).get(adsorbate), window)
+        target = goal.target
         predictions = stored_predictions(space, adsorbate, profile)
         if predictions is None or not predictions.sites:
             sites = space_sites(space, adsorbate, fingerprints=False)
@@ -550,7 +550,7 @@ def select(
             n=shares[adsorbate],
             surfaces=predictions.surfaces,
             target=target,
-            window=goal.window if window is None else window,
+            window=goal.window,
             exclude=np.array([i in attempted for i in predictions.sites], dtype=bool),
             seed=seed,
             best=_best_closeness(space, adsorbate, profile, target),

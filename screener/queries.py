@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 from screener.errors import InputError
 from screener.profiles import identity
@@ -16,6 +16,105 @@ from screener.store import Bulk, ElementSpace, Site, Store, Surface
 from screener.store.documents import Cycle, Job, Lease, ModelVersion
 
 QUEUED_STATES = ("submitting", "submitted")
+
+
+# -- the shapes of what this module returns (JSON-ready: the CLI prints them as they are) --------
+class DaemonLease(TypedDict):
+    """The daemon that holds a space's lease."""
+
+    owner: str
+    state: str | None
+    heartbeat: str | None  # ISO 8601, UTC
+    heartbeat_age_s: float | None
+    running: bool  # False once it released the lease
+
+
+class LastCycle(TypedDict):
+    number: int
+    profile: str
+    started: str | None  # ISO 8601, UTC
+    seconds: float | None
+    submitted: int | None
+    jobs: dict[str, int]  # the space's jobs of the profile by state, after the cycle
+
+
+class ModelSummary(TypedDict):
+    version: int
+    n_train: int
+    cv: dict[str, Any]  # the model's grouped-CV metrics (ModelVersion.cv)
+
+
+class LoopStatus(TypedDict):
+    daemon: DaemonLease | None
+    paused: bool
+    queued: int  # jobs submitting or submitted
+    last_cycle: LastCycle | None
+    models: dict[str, ModelSummary]  # by "<adsorbate>:<profile>"
+
+
+class SpaceStatus(LoopStatus):
+    elements: list[str]
+    adsorbates: list[str]
+    bulks: int
+    surfaces: int
+    sites: dict[str, int]  # by adsorbate
+
+
+class StoreInfo(TypedDict):
+    kind: str
+    location: str
+
+
+class StoreTotals(TypedDict):
+    spaces: int
+    bulks: int
+    surfaces: int
+    sites: dict[str, int]  # by adsorbate
+
+
+class StatusReport(TypedDict):
+    store: StoreInfo
+    spaces: dict[str, SpaceStatus]  # by name
+    total: StoreTotals
+
+
+class SiteRow(TypedDict):
+    """One stored adsorption site."""
+
+    id: str
+    space: str | None
+    adsorbate: str
+    site_type: str
+    miller: list[int]
+    bulk_formula: str
+    surface_id: str
+    termination: str | None  # "<shift>/<side>"
+    position: list[float]  # the binding point, Cartesian, Angstrom
+    adsorbate_position: list[float] | None
+    composition: dict[str, int]  # the binding atoms by element
+    multiplicity: int | None
+    fingerprint: dict[str, Any] | None  # screener.enumerate.fingerprint's dict
+    state: str
+
+
+class ResultRow(TypedDict):
+    """One submitted (site, profile): dE when done, the reason when failed."""
+
+    site_id: str
+    adsorbate: str
+    profile: str
+    state: str
+    energy: float | None  # dE, eV
+    flags: list[str]
+    reason: str | None
+    site_type: str
+    miller: list[int]
+    bulk_formula: str
+    final_site: dict[str, Any] | None  # where the adsorbate ended up (workflows.anomalies)
+    settings_hash: str | None
+    ionic_steps: int | None
+    wall_time: float | None  # s
+    fw_ids: list[int]
 
 
 def _bulk_docs(bulk_ids: list | None, fields: dict[str, int]) -> Iterator[dict[str, Any]]:
@@ -106,7 +205,7 @@ def of_space(
     ]
 
 
-def status(store: Store) -> dict[str, Any]:
+def status(store: Store) -> StatusReport:
     """Counts per space and in total (spaces may share bulks, so totals are not their sum).
 
     Reads the spaces, the bulks' counters, the space's jobs and its last cycle: no site or
@@ -116,25 +215,25 @@ def status(store: Store) -> dict[str, Any]:
     for space in ElementSpace.objects.order_by("name"):
         ids = list(space.bulks)
         surfaces, sites = bulk_counters(ids)
-        spaces[space.name] = {
-            "elements": list(space.elements),
-            "adsorbates": list(space.adsorbates),
-            "bulks": len(ids),
-            "surfaces": surfaces,
-            "sites": sites,
+        spaces[space.name] = SpaceStatus(
+            elements=list(space.elements),
+            adsorbates=list(space.adsorbates),
+            bulks=len(ids),
+            surfaces=surfaces,
+            sites=sites,
             **loop_status(space),
-        }
+        )
     surfaces, sites = bulk_counters()
-    return {
-        "store": {"kind": store.kind, "location": store.location},
-        "spaces": spaces,
-        "total": {
-            "spaces": len(spaces),
-            "bulks": Bulk._get_collection().estimated_document_count(),
-            "surfaces": surfaces,
-            "sites": sites,
-        },
-    }
+    return StatusReport(
+        store=StoreInfo(kind=store.kind, location=store.location),
+        spaces=spaces,
+        total=StoreTotals(
+            spaces=len(spaces),
+            bulks=Bulk._get_collection().estimated_document_count(),
+            surfaces=surfaces,
+            sites=sites,
+        ),
+    )
 
 
 def is_paused(space: str) -> bool:
@@ -164,50 +263,48 @@ def job_counts(space: str, profile: str | None = None) -> dict[str, int]:
     return result
 
 
-def loop_status(space: ElementSpace) -> dict[str, Any]:
+def loop_status(space: ElementSpace) -> LoopStatus:
     """The daemon's lease (heartbeat age, state), the space's job queue and its last cycle."""
     lease = Lease._get_collection().find_one({"space": space.name})
-    daemon = None
+    daemon: DaemonLease | None = None
     if lease and lease.get("owner"):
         beat = lease.get("heartbeat")
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        daemon = {
-            "owner": lease["owner"],
-            "state": lease.get("state"),
-            "heartbeat": beat.isoformat() if beat else None,
-            "heartbeat_age_s": round((now - beat).total_seconds(), 1) if beat else None,
-            "running": not lease.get("released", False),
-        }
+        daemon = DaemonLease(
+            owner=lease["owner"],
+            state=lease.get("state"),
+            heartbeat=beat.isoformat() if beat else None,
+            heartbeat_age_s=round((now - beat).total_seconds(), 1) if beat else None,
+            running=not lease.get("released", False),
+        )
     last = Cycle.objects(space=space.name).order_by("-number").first()
-    cycle = None
+    cycle: LastCycle | None = None
     if last is not None:
-        cycle = {
-            "number": last.number,
-            "profile": last.profile,
-            "started": last.started.isoformat() if last.started else None,
-            "seconds": last.seconds,
-            "submitted": (last.counts or {}).get("submitted"),
-            "jobs": dict(last.jobs or {}),
-        }
+        cycle = LastCycle(
+            number=last.number,
+            profile=last.profile,
+            started=last.started.isoformat() if last.started else None,
+            seconds=last.seconds,
+            submitted=(last.counts or {}).get("submitted"),
+            jobs=dict(last.jobs or {}),
+        )
     queued = len(space_jobs(space, {"_id": 1}, state={"$in": list(QUEUED_STATES)}))
-    models = {}
+    models: dict[str, ModelSummary] = {}
     for model in (
         ModelVersion.objects(space=space.name)
         .only("adsorbate", "profile", "version", "n_train", "cv")
         .order_by("version")
     ):
-        models[f"{model.adsorbate}:{model.profile}"] = {
-            "version": model.version,
-            "n_train": model.n_train,
-            "cv": dict(model.cv or {}),
-        }
-    return {
-        "daemon": daemon,
-        "paused": bool(lease and lease.get("paused")),
-        "queued": queued,
-        "last_cycle": cycle,
-        "models": models,
-    }
+        models[f"{model.adsorbate}:{model.profile}"] = ModelSummary(
+            version=model.version, n_train=model.n_train, cv=dict(model.cv or {})
+        )
+    return LoopStatus(
+        daemon=daemon,
+        paused=bool(lease and lease.get("paused")),
+        queued=queued,
+        last_cycle=cycle,
+        models=models,
+    )
 
 
 def get_space(name: str, adsorbates: Iterable[str] = ()) -> ElementSpace:
@@ -227,8 +324,8 @@ def list_sites(
     adsorbate: str | None = None,
     site_type: str | None = None,
     limit: int = 20,
-) -> list[dict[str, Any]]:
-    """Sites as JSON-ready dicts, in storage order."""
+) -> list[SiteRow]:
+    """Sites as JSON-ready rows, in storage order."""
     if limit < 0:
         raise InputError(f"site limit must be >= 0 (got {limit})")
     query: dict[str, Any] = {}
@@ -249,7 +346,7 @@ def list_sites(
     if limit:
         cursor = cursor.limit(limit)
     surfaces: dict[Any, dict] = {}
-    out = []
+    out: list[SiteRow] = []
     for doc in cursor:
         if doc["surface"] not in surfaces:
             surface = Surface._get_collection().find_one(
@@ -257,29 +354,29 @@ def list_sites(
             )
             surfaces[doc["surface"]] = surface or {}
         out.append(
-            {
-                "id": str(doc["_id"]),
-                "space": names.get(doc["bulk"]),
-                "adsorbate": doc["adsorbate"],
-                "site_type": doc["site_type"],
-                "miller": list(doc["miller"]),
-                "bulk_formula": doc["bulk_formula"],
-                "surface_id": str(doc["surface"]),
-                "termination": surfaces[doc["surface"]].get("termination"),
-                "position": doc["position"],
-                "adsorbate_position": doc.get("adsorbate_position"),
-                "composition": doc.get("composition", {}),
-                "multiplicity": doc.get("multiplicity"),
-                "fingerprint": doc.get("fingerprint"),
-                "state": doc.get("state", "open"),
-            }
+            SiteRow(
+                id=str(doc["_id"]),
+                space=names.get(doc["bulk"]),
+                adsorbate=doc["adsorbate"],
+                site_type=doc["site_type"],
+                miller=list(doc["miller"]),
+                bulk_formula=doc["bulk_formula"],
+                surface_id=str(doc["surface"]),
+                termination=surfaces[doc["surface"]].get("termination"),
+                position=doc["position"],
+                adsorbate_position=doc.get("adsorbate_position"),
+                composition=doc.get("composition", {}),
+                multiplicity=doc.get("multiplicity"),
+                fingerprint=doc.get("fingerprint"),
+                state=doc.get("state", "open"),
+            )
         )
     return out
 
 
 def list_results(
     space: str | None = None, adsorbate: str | None = None, profile: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[ResultRow]:
     """One row per submitted (site, profile): dE when done, the reason when failed."""
     from screener.store.documents import Calculation
 
@@ -293,7 +390,7 @@ def list_results(
         doc["key"]: doc
         for doc in Calculation._get_collection().find({"kind": "adslab"}, {"structure": 0})
     }
-    rows = []
+    rows: list[ResultRow] = []
     for job in Job._get_collection().find(query).sort("_id", 1):
         site = Site._get_collection().find_one(
             {"_id": job["site"]}, {"bulk": 1, "site_type": 1, "miller": 1, "bulk_formula": 1}
@@ -302,22 +399,22 @@ def list_results(
             continue
         calc = calculations.get(f"adslab:{job['key']}", {})
         rows.append(
-            {
-                "site_id": str(job["site"]),
-                "adsorbate": job["adsorbate"],
-                "profile": job["profile"],
-                "state": job["state"],
-                "energy": calc.get("adsorption_energy"),
-                "flags": calc.get("flags", []),
-                "reason": job.get("reason"),
-                "site_type": site["site_type"],
-                "miller": site["miller"],
-                "bulk_formula": site["bulk_formula"],
-                "final_site": calc.get("final_site"),
-                "settings_hash": calc.get("settings_hash"),
-                "ionic_steps": calc.get("ionic_steps"),
-                "wall_time": calc.get("wall_time"),
-                "fw_ids": job.get("fw_ids", []),
-            }
+            ResultRow(
+                site_id=str(job["site"]),
+                adsorbate=job["adsorbate"],
+                profile=job["profile"],
+                state=job["state"],
+                energy=calc.get("adsorption_energy"),
+                flags=calc.get("flags", []),
+                reason=job.get("reason"),
+                site_type=site["site_type"],
+                miller=site["miller"],
+                bulk_formula=site["bulk_formula"],
+                final_site=calc.get("final_site"),
+                settings_hash=calc.get("settings_hash"),
+                ionic_steps=calc.get("ionic_steps"),
+                wall_time=calc.get("wall_time"),
+                fw_ids=job.get("fw_ids", []),
+            )
         )
     return rows

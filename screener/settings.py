@@ -144,17 +144,35 @@ class ScreenerSettings(BaseSettings):
             raise ValueError(f"unknown adsorbate {unknown[0]!r} (known: {', '.join(ADSORBATES)})")
         return value
 
-    def target_window(self, adsorbate: str) -> TargetWindow:
-        """The target and window of ``adsorbate``: the setting, else the adsorbate's default."""
+    def target_window(
+        self, adsorbate: str, target: float | None = None, window: float | None = None
+    ) -> TargetWindow:
+        """The target and window of ``adsorbate``: ``target`` and ``window`` where given, else
+        the setting, else the adsorbate's default; :class:`InputError` if a given value is out
+        of :class:`TargetWindow`'s bounds (or not a number)."""
         from workflows.adsorbates import get_adsorbate
 
         if adsorbate in self.targets:
-            return self.targets[adsorbate]
+            goal = self.targets[adsorbate]
+        else:
+            try:
+                entry = get_adsorbate(adsorbate)
+            except ValueError as error:
+                raise InputError(str(error)) from None
+            goal = TargetWindow(target=entry.target, window=entry.window)
+        if target is None and window is None:
+            return goal
+        target = goal.target if target is None else target
+        window = goal.window if window is None else window
         try:
-            entry = get_adsorbate(adsorbate)
-        except ValueError as error:
-            raise InputError(str(error)) from None
-        return TargetWindow(target=entry.target, window=entry.window)
+            return TargetWindow(target=target, window=window)
+        except ValidationError as error:
+            bounds = {"target": "between -20 and 20 eV", "window": "> 0 and <= 5 eV"}
+            name = str(error.errors()[0]["loc"][0])
+            value = target if name == "target" else window
+            raise InputError(
+                f"the {adsorbate} {name} must be a number {bounds[name]} (got {value})"
+            ) from None
 
     @field_validator("data_dir")
     @classmethod

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 
 from bson import ObjectId
 
-from screener.candidates import surface_energies
+from screener.candidates import SurfaceEnergy, surface_energies
 from screener.errors import InputError
 from screener.learning import default_profile, latest_model
 from screener.profiles import identity
@@ -190,7 +190,7 @@ def _model_stamp(space: str, adsorbate: str, profile: str) -> tuple:
     return (model.version if model else None, model.scored_sites if model else None, done)
 
 
-def _energies(space: str, adsorbate: str, profile: str) -> tuple[tuple, dict[str, dict]]:
+def _energies(space: str, adsorbate: str, profile: str) -> tuple[tuple, dict[str, SurfaceEnergy]]:
     """(what they depend on, surface id -> energy row) of :func:`surface_energies`, cached until
     the model or the results change."""
     stamp = _model_stamp(space, adsorbate, profile)
@@ -214,11 +214,8 @@ def candidate_rows(
     target, window and profile used."""
     get_space(space, [adsorbate])
     profile = default_profile(space, profile)
-    goal = load_settings().target_window(adsorbate)
-    target = goal.target if target is None else float(target)
-    window = goal.window if window is None else float(window)
-    if not (math.isfinite(target) and math.isfinite(window) and window > 0):
-        raise InputError("the target must be finite and the window > 0 eV")
+    goal = load_settings().target_window(adsorbate, target, window)
+    target, window = goal.target, goal.window
 
     stamp, per_surface = _energies(space, adsorbate, profile)
     info = surface_index(space)

@@ -206,6 +206,10 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
     ranked = run("candidates", "--space", "Cu", "--adsorbate", "H", "--json", "--calculator", "emt")
     assert ranked.returncode == 0, ranked.stderr
     assert json.loads(ranked.stdout)[0]["source"] == "predicted"
+    for bad in ("nan", "inf"):  # typer's float range lets NaN through; the library does not
+        refused = run("candidates", "--space", "Cu", "--target", bad, "--calculator", "emt")
+        assert refused.returncode == 2 and refused.stderr.startswith("error: the CO target")
+        assert len(refused.stderr.strip().splitlines()) == 1
 
     evaluated = run(
         "model",

@@ -64,6 +64,31 @@ def test_use_settings_is_the_one_override():
     assert load_settings().max_miller == 2
 
 
+@pytest.mark.parametrize(
+    "target, window, message",
+    [
+        (float("nan"), None, r"the CO target must be a number between -20 and 20 eV \(got nan\)"),
+        (-float("inf"), None, r"CO target .* \(got -inf\)"),
+        (None, 0.0, r"the CO window must be a number > 0 and <= 5 eV \(got 0.0\)"),
+        (None, float("nan"), r"CO window .* \(got nan\)"),
+    ],
+)
+def test_a_given_target_or_window_is_checked(target, window, message):
+    settings = load_settings()
+    with pytest.raises(InputError, match=message):
+        settings.target_window("CO", target, window)
+
+
+def test_a_given_target_or_window_overrides_the_adsorbates():
+    settings = load_settings()
+    default = settings.target_window("OH")
+    assert settings.target_window("OH", -0.3).target == -0.3
+    assert settings.target_window("OH", -0.3).window == default.window
+    assert settings.target_window("OH", None, 0.05).target == default.target
+    with use_settings(targets={"OH": {"target": 0.2, "window": 0.04}}) as custom:
+        assert custom.target_window("OH", None, 0.05).target == 0.2
+
+
 def test_cli_refuses_an_impossible_setting(tmp_path):
     screener = str(Path(sys.executable).with_name("screener"))
     env = {

@@ -138,9 +138,8 @@ def backtest(
     if init >= n:
         raise InputError(f"init ({init}) must be smaller than the pool ({n} rows)")
     budget = min(int(budget), n)
-    goal = load_settings().target_window(adsorbate)
-    target = goal.target if target is None else target
-    window = goal.window if window is None else window
+    goal = load_settings().target_window(adsorbate, target, window)
+    target, window = goal.target, goal.window
     energies = np.asarray(data.energies, dtype=float)
     is_hit = np.abs(energies - target) <= window
     hits = int(is_hit.sum())
