@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -38,6 +38,37 @@ if TYPE_CHECKING:
     from screener.surrogate.data import LabelledSet
 
 FAST_SURROGATE = {"model": "extratrees", "n_estimators": 60}
+
+
+class CurvePoint(TypedDict):
+    """The campaign after one round: labels revealed, hits among them, MAE on the rest."""
+
+    labelled: int
+    hits_found: float  # a mean over repeats in StrategyRun.curve
+    mae_rest: float | None  # eV; None in rounds where the surrogate was not fitted
+
+
+class StrategyRun(TypedDict):
+    calls_to_find_90pct: int | None  # mean over repeats; None if a repeat never got there
+    calls_per_repeat: list[int | None]
+    hits_found_final: float
+    curve: list[CurvePoint]  # the mean over repeats
+
+
+class BacktestResult(TypedDict):
+    adsorbate: str
+    pool: int
+    hits: int
+    target: float  # eV
+    window: float  # eV
+    budget: int
+    batch: int
+    init: int
+    repeats: int
+    spread: bool
+    rows_known_by: str
+    surrogate: dict[str, Any] | str  # the Surrogate's keyword arguments, or "as the loop fits it"
+    strategies: dict[str, StrategyRun]  # by strategy name
 
 
 def _mean_or_none(values: Sequence[float | None]) -> float | None:
@@ -69,7 +100,7 @@ def backtest(
     mae_every: int = 1,
     stop_at: float | None = None,
     spread: bool = True,
-) -> dict[str, Any]:
+) -> BacktestResult:
     """Simulate a campaign per strategy on ``data`` (one adsorbate) and count hits found.
 
     Parameters
@@ -108,13 +139,10 @@ def backtest(
 
     Returns
     -------
-    dict
-        ``{"adsorbate", "pool", "hits", "target", "window", "budget", "batch", "init",
-        "repeats", "spread", "rows_known_by", "surrogate", "strategies": {name:
-        {"calls_to_find_90pct", "calls_per_repeat", "hits_found_final", "curve": [{"labelled",
-        "hits_found", "mae_rest"}, ...]}}}`` (JSON-ready); ``calls_to_find_90pct`` is the mean
-        over repeats of the labelled count (end of the round) at which >= 90% of the hits were
-        revealed, ``None`` if a repeat never got there within the budget.
+    BacktestResult
+        JSON-ready; ``calls_to_find_90pct`` of each strategy is the mean over repeats of the
+        labelled count (end of the round) at which >= 90% of the hits were revealed, ``None``
+        if a repeat never got there within the budget.
     """
     kinds = sorted(set(data.adsorbates))
     if len(kinds) != 1:
@@ -153,9 +181,10 @@ def backtest(
     groups = [str(g) for g in data.groups]
     fit_kwargs = dict(surrogate or {})
 
-    results = {}
+    results: dict[str, StrategyRun] = {}
     for name in names:
-        curves, calls = [], []
+        curves: list[list[CurvePoint]] = []
+        calls: list[int | None] = []
         for r in range(repeats):
             rseed = seed + r
             start = np.random.default_rng(rseed).choice(n, size=init, replace=False)
@@ -167,7 +196,8 @@ def backtest(
             )
             revealed = np.zeros(n, dtype=bool)
             revealed[start] = True
-            curve, reached = [], None
+            curve: list[CurvePoint] = []
+            reached = None
             round_no = 0
             while True:
                 labelled = int(revealed.sum())
@@ -178,7 +208,7 @@ def backtest(
                 if rest.any() and (model_used or round_no % max(1, mae_every) == 0):
                     mean = learner.estimator.predict(X_pool[rest])
                     mae_rest = float(np.mean(np.abs(mean - energies[rest])))
-                curve.append({"labelled": labelled, "hits_found": found, "mae_rest": mae_rest})
+                curve.append(CurvePoint(labelled=labelled, hits_found=found, mae_rest=mae_rest))
                 if reached is None and found >= need:
                     reached = labelled
                 if on_round:
@@ -206,41 +236,41 @@ def backtest(
             curves.append(curve)
             calls.append(reached)
         labelled_at = max(curves, key=len)
-        mean_curve = []
+        mean_curve: list[CurvePoint] = []
         for i, point in enumerate(labelled_at):
             at = [c[min(i, len(c) - 1)] for c in curves]
             mean_curve.append(
-                {
-                    "labelled": point["labelled"],
-                    "hits_found": float(np.mean([p["hits_found"] for p in at])),
-                    "mae_rest": _mean_or_none(
+                CurvePoint(
+                    labelled=point["labelled"],
+                    hits_found=float(np.mean([p["hits_found"] for p in at])),
+                    mae_rest=_mean_or_none(
                         [
                             p["mae_rest"] if i < len(c) else None
                             for p, c in zip(at, curves, strict=True)
                         ]
                     ),
-                }
+                )
             )
-        results[name] = {
-            "calls_to_find_90pct": None
+        results[name] = StrategyRun(
+            calls_to_find_90pct=None
             if any(c is None for c in calls)
             else int(round(float(np.mean(calls)))),
-            "calls_per_repeat": calls,
-            "hits_found_final": float(np.mean([c[-1]["hits_found"] for c in curves])),
-            "curve": mean_curve,
-        }
-    return {
-        "adsorbate": adsorbate,
-        "pool": n,
-        "hits": hits,
-        "target": float(target),
-        "window": float(window),
-        "budget": budget,
-        "batch": int(batch),
-        "init": int(init),
-        "repeats": int(repeats),
-        "spread": bool(spread),
-        "rows_known_by": _known_by(data),
-        "surrogate": fit_kwargs or "as the loop fits it",
-        "strategies": results,
-    }
+            calls_per_repeat=calls,
+            hits_found_final=float(np.mean([c[-1]["hits_found"] for c in curves])),
+            curve=mean_curve,
+        )
+    return BacktestResult(
+        adsorbate=adsorbate,
+        pool=n,
+        hits=hits,
+        target=float(target),
+        window=float(window),
+        budget=budget,
+        batch=int(batch),
+        init=int(init),
+        repeats=int(repeats),
+        spread=bool(spread),
+        rows_known_by=_known_by(data),
+        surrogate=fit_kwargs or "as the loop fits it",
+        strategies=results,
+    )
