@@ -589,20 +589,19 @@ def model_evaluate(
 
     rows = _adsorbate_rows(_read_labelled(data, energy_key, group_by), adsorbate)
     result = evaluate(rows, folds=folds)
-    if baseline:
-        result["baseline"] = baseline_evaluate(rows, folds=folds)
+    plain = baseline_evaluate(rows, folds=folds) if baseline else None
     if as_json:
-        _print_json(result)
+        _print_json(result if plain is None else {**result, "baseline": plain})
         return
     out.print(
         f"{adsorbate.value}, n {result['n']}, {result.get('folds', folds)}-fold grouped CV "
         f"({result.get('model')}): MAE {result['mae']:.3f} eV, RMSE {result['rmse']:.3f} eV, "
         f"90% interval coverage {result['coverage90']:.2f}"
     )
-    if baseline:
-        b = result["baseline"]
+    if plain is not None:
         out.print(
-            f"baseline RF on shell element counts: MAE {b['mae']:.3f} eV, RMSE {b['rmse']:.3f} eV"
+            f"baseline RF on shell element counts: MAE {plain['mae']:.3f} eV, "
+            f"RMSE {plain['rmse']:.3f} eV"
         )
 
 

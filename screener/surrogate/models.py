@@ -38,6 +38,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 
@@ -587,13 +588,50 @@ def _check_cv(data, folds: int) -> None:
         raise InputError(f"folds must be >= 2 (got {folds})")
 
 
-def _metrics(y: np.ndarray, mean: np.ndarray) -> dict:
+class Metrics(TypedDict):
+    """Errors of predictions against labels (eV)."""
+
+    mae: float
+    rmse: float
+    mdae: float  # median absolute error
+
+
+class OutOfFold(TypedDict):
+    mean: np.ndarray  # the held-out predictions, in the data's row order
+    std: np.ndarray
+
+
+class _WithOutOfFold(TypedDict, total=False):
+    out_of_fold: OutOfFold  # only when asked for
+
+
+class CVReport(Metrics, _WithOutOfFold):
+    """Grouped K-fold CV of the whole surrogate fit (:func:`evaluate`)."""
+
+    coverage90: float  # share of held-out rows inside mean +/- 1.645 std
+    n: int
+    folds: int
+    model: str  # the model chosen most often
+    fold_models: list[str]  # the model chosen in each fold
+    adsorbate: str
+    feature_set: str
+
+
+class BaselineReport(Metrics):
+    """Grouped K-fold CV of the plain forest on shell element counts (:func:`baseline_evaluate`)."""
+
+    n: int
+    folds: int
+    model: str
+
+
+def _metrics(y: np.ndarray, mean: np.ndarray) -> Metrics:
     err = mean - y
-    return {
-        "mae": float(np.mean(np.abs(err))),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mdae": float(np.median(np.abs(err))),
-    }
+    return Metrics(
+        mae=float(np.mean(np.abs(err))),
+        rmse=float(np.sqrt(np.mean(err**2))),
+        mdae=float(np.median(np.abs(err))),
+    )
 
 
 def evaluate(
@@ -606,13 +644,11 @@ def evaluate(
     n_estimators: int = 150,
     candidates: tuple[str, ...] = CANDIDATES,
     out_of_fold: bool = False,
-) -> dict:
+) -> CVReport:
     """Grouped K-fold CV of the whole :meth:`Surrogate.fit` (selection, references, calibration
     all fitted on each outer training part only).
 
-    Returns mae, rmse, mdae (median absolute error), coverage90 (share of held-out rows inside
-    mean +/- 1.645 std), n, folds, model (the one chosen most often) and fold_models; with
-    ``out_of_fold``, also ``out_of_fold``: {"mean", "std"} arrays of the held-out predictions.
+    With ``out_of_fold``, the report also holds the held-out predictions.
     """
     adsorbate = _single_adsorbate(data)
     _check_cv(data, folds)
@@ -631,8 +667,8 @@ def evaluate(
         s.fit(sub.fingerprints, sub.energies, sub.groups, sub.pure, seed=seed)
         mean[test], std[test] = s.predict([data.fingerprints[i] for i in test])
         chosen.append(s.info["model"])
-    out = _metrics(y, mean)
-    out.update(
+    out = CVReport(
+        **_metrics(y, mean),
         coverage90=float(np.mean(np.abs(y - mean) <= Z90 * std)),
         n=len(y),
         folds=len(splits),
@@ -642,11 +678,11 @@ def evaluate(
         feature_set=feature_set,
     )
     if out_of_fold:
-        out["out_of_fold"] = {"mean": mean, "std": std}
+        out["out_of_fold"] = OutOfFold(mean=mean, std=std)
     return out
 
 
-def baseline_evaluate(data, *, folds: int = 5, seed: int = 0) -> dict:
+def baseline_evaluate(data, *, folds: int = 5, seed: int = 0) -> BaselineReport:
     """A plain RandomForestRegressor (100 trees) on per-shell element counts, same grouped folds."""
     from sklearn.ensemble import RandomForestRegressor
 
@@ -659,6 +695,6 @@ def baseline_evaluate(data, *, folds: int = 5, seed: int = 0) -> dict:
         rf = RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1)
         rf.fit(X[train], y[train])
         mean[test] = rf.predict(X[test])
-    out = _metrics(y, mean)
-    out.update(n=len(y), folds=len(splits), model="randomforest-counts")
-    return out
+    return BaselineReport(
+        **_metrics(y, mean), n=len(y), folds=len(splits), model="randomforest-counts"
+    )
