@@ -604,6 +604,17 @@ def _describe(rows: list[SelectedSite]) -> None:
 
 
 # -- import ------------------------------------------------------------------------------------
+class ImportReport(TypedDict):
+    """What :func:`import_labelled` added."""
+
+    space: str
+    source: str  # "file:<name> sha256:<first 16 hex digits>"
+    profile: str  # the profile identity the results are recorded under
+    added: dict[str, int]  # new results by adsorbate
+    already_imported: int  # frames of this file and profile found from an earlier import
+    frames: int
+
+
 def import_labelled(
     store: Store,
     path: str | Path,
@@ -611,7 +622,7 @@ def import_labelled(
     *,
     profile: str = "gpaw",
     energy_key: str = "E_ads",
-) -> dict[str, Any]:
+) -> ImportReport:
     """Add external labelled adsorption energies to a space (idempotent per file content).
 
     Every frame becomes a finished adslab :class:`Calculation` keyed
@@ -682,11 +693,11 @@ def import_labelled(
             created=_now(),
         ).save(force_insert=True)
         added[adsorbate] += 1
-    return {
-        "space": space,
-        "source": source,
-        "profile": profile,
-        "added": dict(added),
-        "already_imported": skipped,
-        "frames": len(data),
-    }
+    return ImportReport(
+        space=space,
+        source=source,
+        profile=profile,
+        added=dict(added),
+        already_imported=skipped,
+        frames=len(data),
+    )
