@@ -168,6 +168,7 @@ class Daemon:
         emit: Callable[[dict], None] | None = None,
     ) -> None:
         from screener.profiles import current_identity
+        from screener.settings import MAX_LOOP_INTERVAL
         from screener.surrogate.strategies import check_strategy
 
         settings = store.settings
@@ -189,8 +190,11 @@ class Daemon:
         for name, value in limits:
             if value is not None and value < 1:
                 raise InputError(f"{name} must be >= 1 (got {value})")
-        if self.interval < 0:
-            raise InputError(f"seconds between cycles must be >= 0 (got {self.interval})")
+        if not 0 <= self.interval <= MAX_LOOP_INTERVAL:  # also NaN
+            raise InputError(
+                f"seconds between cycles must be between 0 and {MAX_LOOP_INTERVAL:.0f} "
+                f"(got {self.interval})"
+            )
         self.strategy = check_strategy(strategy)
         self.launcher = launcher or settings.launcher
         if self.launcher not in LAUNCHERS:

@@ -27,6 +27,9 @@ from screener.errors import InputError
 CONFIG_FILE_ENV = "SCREENER_CONFIG_FILE"
 
 
+MAX_LOOP_INTERVAL = 86_400.0  # s: a day between daemon cycles at most
+
+
 class TargetWindow(BaseModel):
     """The screen's goal for one adsorbate: a hit has |dE - target| <= window (eV)."""
 
@@ -85,7 +88,9 @@ class ScreenerSettings(BaseSettings):
         "rlaunch/qlaunch elsewhere run them and the daemon only submits and ingests; slurm: "
         "the daemon submits Slurm jobs (FireWorks' queue launcher), each running one rocket",
     )
-    loop_interval: float = Field(60.0, ge=0, description="s between daemon cycles")
+    loop_interval: float = Field(
+        60.0, ge=0, le=MAX_LOOP_INTERVAL, description="s between daemon cycles"
+    )
     loop_batch: int = Field(20, ge=1, description="most sites submitted per cycle")
     max_queued: int = Field(300, ge=1, description="READY+RUNNING jobs the daemon keeps queued")
     lease_stale_s: float = Field(

@@ -135,8 +135,9 @@ def test_bad_settings_are_input_errors(cu):
             Daemon(store, "Cu", "vasp")
         with pytest.raises(InputError, match=r"sites submitted per cycle must be >= 1 \(got 0\)"):
             Daemon(store, "Cu", "emt", batch=0)
-        with pytest.raises(InputError, match=r"seconds between cycles must be >= 0"):
-            Daemon(store, "Cu", "emt", interval=-1.0)
+        for interval in (-1.0, float("inf"), float("nan"), 86_401.0):  # Event.wait(inf) overflows
+            with pytest.raises(InputError, match=r"seconds between cycles must be between 0 and"):
+                Daemon(store, "Cu", "emt", interval=interval)
         with pytest.raises(InputError, match="strategy"):
             Daemon(store, "Cu", "emt", strategy="greedy")
 
