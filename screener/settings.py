@@ -28,6 +28,8 @@ CONFIG_FILE_ENV = "SCREENER_CONFIG_FILE"
 
 
 MAX_LOOP_INTERVAL = 86_400.0  # s: a day between daemon cycles at most
+TARGET_LIMIT = 20.0  # eV: a target dE lies within +/- this
+WINDOW_LIMIT = 5.0  # eV: the widest half width of a target window
 
 
 class TargetWindow(BaseModel):
@@ -35,8 +37,8 @@ class TargetWindow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target: float = Field(ge=-20.0, le=20.0)
-    window: float = Field(gt=0.0, le=5.0)
+    target: float = Field(ge=-TARGET_LIMIT, le=TARGET_LIMIT)
+    window: float = Field(gt=0.0, le=WINDOW_LIMIT)
 
 
 class ScreenerSettings(BaseSettings):
@@ -172,7 +174,10 @@ class ScreenerSettings(BaseSettings):
         try:
             return TargetWindow(target=target, window=window)
         except ValidationError as error:
-            bounds = {"target": "between -20 and 20 eV", "window": "> 0 and <= 5 eV"}
+            bounds = {
+                "target": f"between {-TARGET_LIMIT:g} and {TARGET_LIMIT:g} eV",
+                "window": f"> 0 and <= {WINDOW_LIMIT:g} eV",
+            }
             name = str(error.errors()[0]["loc"][0])
             value = target if name == "target" else window
             raise InputError(
