@@ -806,7 +806,7 @@ def run(
     budget: Annotated[
         int | None, typer.Option(min=1, help="stop once this many DFT jobs exist for the space")
     ] = None,
-    interval: Annotated[
+    interval: Annotated[  # max: settings.MAX_LOOP_INTERVAL (not imported here: 0.3 s start-up)
         float | None, typer.Option(min=0.0, max=86_400.0, help="seconds between cycles")
     ] = None,
     strategy: StrategyOption = DEFAULT_STRATEGY,

@@ -100,3 +100,14 @@ def test_cli_refuses_an_impossible_setting(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: invalid setting slab_max_atoms")
     assert not (tmp_path / "data").exists()
+
+
+def test_the_cli_interval_range_is_the_settings_bound():
+    import typer
+
+    from screener.cli import app
+    from screener.settings import MAX_LOOP_INTERVAL
+
+    run = typer.main.get_command(app).commands["run"]
+    (interval,) = [p for p in run.params if p.name == "interval"]
+    assert (interval.min, interval.max) == (0.0, MAX_LOOP_INTERVAL)
