@@ -384,7 +384,7 @@ def sites(
 
     if site_type is not None and site_type not in SITE_TYPES:
         raise InputError(f"unknown site type '{site_type}' (one of: {', '.join(SITE_TYPES)})")
-    with open_store(load_settings(), readonly=True):
+    with open_store(load_settings(), readonly=True, create=False):
         rows = list_sites(space, _name(adsorbate), site_type, limit)
     if as_json:
         _print_json(rows)
@@ -422,7 +422,7 @@ def submit(
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings()) as store:
+    with open_store(load_settings(), create=False) as store:
         result = submit_site(site, calculator, store)
     if as_json:
         _print_json(result.as_dict())
@@ -470,7 +470,7 @@ def results(
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings(), readonly=True):
+    with open_store(load_settings(), readonly=True, create=False):
         rows = list_results(space, _name(adsorbate), calculator)
     if as_json:
         _print_json(rows)
@@ -525,7 +525,7 @@ def export(
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings(), readonly=True):
+    with open_store(load_settings(), readonly=True, create=False):
         summary = export_results(
             space, fmt.value, adsorbate=_name(adsorbate), profile=calculator, output=output
         )
@@ -620,7 +620,7 @@ def import_(
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings()) as store:
+    with open_store(load_settings(), create=False) as store:
         report = import_labelled(store, data, space, profile=calculator, energy_key=energy_key)
     if as_json:
         _print_json(report)
@@ -713,7 +713,7 @@ def train(
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings()) as store:
+    with open_store(load_settings(), create=False) as store:
         outcomes = run_train(
             store,
             space,
@@ -762,7 +762,7 @@ def select(
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings(), readonly=True) as store:
+    with open_store(load_settings(), readonly=True, create=False) as store:
         rows = run_select(
             store,
             space,
@@ -839,7 +839,7 @@ def run(
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings()) as store:
+    with open_store(load_settings(), create=False) as store:
         daemon = Daemon(
             store,
             space,
@@ -885,7 +885,7 @@ def pause(space: Annotated[str, typer.Option(help="space name")]) -> None:
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings()) as store:
+    with open_store(load_settings(), create=False) as store:
         set_paused(store, space, True)
     out.print(f"{space}: paused (resume with `screener resume --space {space}`)")
 
@@ -897,7 +897,7 @@ def resume(space: Annotated[str, typer.Option(help="space name")]) -> None:
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings()) as store:
+    with open_store(load_settings(), create=False) as store:
         set_paused(store, space, False)
     out.print(f"{space}: resumed")
 
@@ -919,7 +919,7 @@ def candidates(
     from screener.settings import load_settings
     from screener.store import open_store
 
-    with open_store(load_settings(), readonly=True):
+    with open_store(load_settings(), readonly=True, create=False):
         rows = rank(
             space, adsorbate.value, profile=calculator, target=target, window=window, limit=limit
         )

@@ -13,3 +13,7 @@ class InputError(ScreenerError):
     """Bad input (unknown element, unreadable file, impossible setting): nothing was written."""
 
     exit_code = 2
+
+
+class NoDatabaseError(InputError):
+    """A command that needs stored data found no database (a fresh data directory)."""

@@ -174,6 +174,24 @@ def test_bad_input_on_a_fresh_machine_creates_nothing(cli_env, settings, local_s
     proc = run(env_of(local_settings), "seed", "-e", "Cu", "-a", "NO3", check=False)
     assert proc.returncode == 2 and "unsupported adsorbate 'NO3'" in proc.stderr
     assert not local_settings.data_dir.exists()
+    # the commands on stored data refuse a data directory with no database, and start nothing
+    for args in (
+        ["sites", "--space", "Cu"],
+        ["pause", "--space", "Cu"],
+        ["train", "--space", "Cu"],
+        ["submit", "--site", "0123456789abcdef01234567"],
+        ["results"],
+    ):
+        proc = run(env_of(local_settings), *args, check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, (args, proc.stderr)
+        assert lines[0].startswith("error: no screener database in "), lines
+        assert not local_settings.data_dir.exists(), args
+    # a seeded data directory is not refused: its server is started again when it is down
+    run(env_of(local_settings), "seed", "-e", "Cu", "--max-miller", "1")
+    run(env_of(local_settings), "db", "stop")
+    proc = run(env_of(local_settings), "sites", "--space", "Cu", "--json")
+    assert json.loads(proc.stdout)
 
 
 def test_query_errors(cli_env):

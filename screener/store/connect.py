@@ -32,11 +32,15 @@ CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
-def store_uri(settings: ScreenerSettings) -> str:
-    """The URI of the store: ``SCREENER_MONGO_URI``, or the data directory's server (started)."""
+def store_uri(settings: ScreenerSettings, *, create: bool = True) -> str:
+    """The URI of the store: ``SCREENER_MONGO_URI``, or the data directory's server (started).
+
+    ``create=False`` refuses a data directory that holds no database yet
+    (:class:`~screener.errors.NoDatabaseError`) instead of starting an empty one.
+    """
     if settings.mongo_uri:
         return settings.mongo_uri
-    started = server.start(settings.data_dir, port=settings.db_port)
+    started = server.start(settings.data_dir, port=settings.db_port, create=create)
     assert started.uri is not None
     return started.uri
 
@@ -104,15 +108,19 @@ class Store:
 
 
 @contextmanager
-def open_store(settings: ScreenerSettings, *, readonly: bool = False) -> Iterator[Store]:
+def open_store(
+    settings: ScreenerSettings, *, readonly: bool = False, create: bool = True
+) -> Iterator[Store]:
     """Connect mongoengine (alias ``default``) and yield the :class:`Store`.
 
     ``readonly`` promises that this process only reads: it creates no indexes and does not
-    initialise FireWorks' collections.
+    initialise FireWorks' collections.  ``create=False`` is for work on stored data (a named
+    space, its sites and results): a local data directory without a database is refused before
+    anything is written to it.
     """
     import pymongo.errors
 
-    uri = store_uri(settings)
+    uri = store_uri(settings, create=create)
     mongoengine.disconnect(ALIAS)
     mongoengine.connect(db=settings.db_name, host=uri, alias=ALIAS, **CLIENT_OPTIONS)
     client = mongoengine.get_connection(ALIAS)

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from screener.errors import ScreenerError
+from screener.errors import NoDatabaseError, ScreenerError
 
 EXECUTABLE = "secantusd-py"
 HOST = "127.0.0.1"
@@ -251,11 +251,29 @@ def _last_line(path: Path) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def start(data_dir: Path, *, port: int | None = None, timeout: float = 60.0) -> ServerStatus:
-    """The running server of ``data_dir``, started when it is not running."""
+def holds_database(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds a database (its server has created its storage)."""
+    storage = ServerPaths(data_dir).storage
+    return storage.is_dir() and (storage / "WiredTiger").exists()
+
+
+def start(
+    data_dir: Path, *, port: int | None = None, timeout: float = 60.0, create: bool = True
+) -> ServerStatus:
+    """The running server of ``data_dir``, started when it is not running.
+
+    With ``create=False`` a data directory that holds no database yet is refused
+    (:class:`NoDatabaseError`) and nothing is created: the commands that only read or change
+    stored data do not start an empty database for nothing.
+    """
     paths = ServerPaths(data_dir)
     if _live(paths) is None:
         _check_data_dir(paths)
+        if not create and not holds_database(data_dir):
+            raise NoDatabaseError(
+                f"no screener database in {data_dir} yet (nothing has been seeded there); "
+                "`screener seed` creates one"
+            )
         paths.data_dir.mkdir(parents=True, exist_ok=True)
         with _start_lock(paths, timeout):
             if _live(paths) is None:  # nobody started it while we waited for the lock
