@@ -10,7 +10,7 @@ for the surface.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 from bson import ObjectId
 
@@ -50,6 +50,36 @@ class RankedSurface(TypedDict):
     in_window: bool
     profile: str
     target: float
+
+
+class Goal(NamedTuple):
+    """What a ranking is against: the profile whose results count, the target and window (eV)."""
+
+    profile: str
+    target: float
+    window: float
+
+
+def ranking_goal(
+    space: str,
+    adsorbate: str,
+    profile: str | None = None,
+    target: float | None = None,
+    window: float | None = None,
+) -> Goal:
+    """The profile (default: the space's most used), target and window of a ranking;
+    :class:`InputError` for an unknown space, one without ``adsorbate`` sites, or a target or
+    window out of bounds."""
+    get_space(space, [adsorbate])
+    profile = default_profile(space, profile)
+    goal = load_settings().target_window(adsorbate, target, window)
+    return Goal(profile, goal.target, goal.window)
+
+
+def nearest_first(energies: dict[str, SurfaceEnergy], target: float) -> list[tuple[str, float]]:
+    """(surface id, |energy - target|) of every surface, nearest the target first (ties by id)."""
+    distances = [(sid, abs(row["energy"] - target)) for sid, row in energies.items()]
+    return sorted(distances, key=lambda item: (item[1], item[0]))
 
 
 def surface_energies(space: str, adsorbate: str, profile: str) -> dict[str, SurfaceEnergy]:
@@ -115,20 +145,16 @@ def candidates(
     limit: int | None = 20,
 ) -> list[RankedSurface]:
     """Surfaces ranked by |energy - target| (nearest first)."""
-    get_space(space, [adsorbate])
     if limit is not None and limit < 0:
         raise InputError(f"limit must be >= 0 (got {limit})")
-    profile = default_profile(space, profile)
-    goal = load_settings().target_window(adsorbate, target, window)
-    target, window = goal.target, goal.window
+    profile, target, window = ranking_goal(space, adsorbate, profile, target, window)
     energies = surface_energies(space, adsorbate, profile)
-    ranked = sorted(energies, key=lambda s: (abs(energies[s]["energy"] - target), s))
+    ranked = nearest_first(energies, target)
     ranked = ranked[:limit] if limit else ranked
-    docs = surface_docs(ranked)
+    docs = surface_docs([surface_id for surface_id, _ in ranked])
     rows: list[RankedSurface] = []
-    for surface_id in ranked:
+    for surface_id, distance in ranked:
         row, surface = energies[surface_id], docs.get(surface_id, {})
-        distance = abs(row["energy"] - target)
         rows.append(
             RankedSurface(
                 surface=surface.get("key"),

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 
 from bson import ObjectId
 
-from screener.candidates import SurfaceEnergy, surface_energies
+from screener.candidates import SurfaceEnergy, nearest_first, ranking_goal, surface_energies
 from screener.errors import InputError
 from screener.learning import default_profile, latest_model
 from screener.profiles import identity
@@ -212,21 +212,16 @@ def candidate_rows(
 ) -> tuple[list[CandidateRow], float, float, str]:
     """Every surface of a space with its binding energy, nearest the target first; with the
     target, window and profile used."""
-    get_space(space, [adsorbate])
-    profile = default_profile(space, profile)
-    goal = load_settings().target_window(adsorbate, target, window)
-    target, window = goal.target, goal.window
-
+    profile, target, window = ranking_goal(space, adsorbate, profile, target, window)
     stamp, per_surface = _energies(space, adsorbate, profile)
     info = surface_index(space)
 
     def build() -> list[CandidateRow]:
         rows = []
-        for sid, row in per_surface.items():
-            meta = info.get(sid)
+        for sid, distance in nearest_first(per_surface, target):
+            meta, row = info.get(sid), per_surface[sid]
             if meta is None:
                 continue
-            distance = abs(row["energy"] - target)
             rows.append(
                 CandidateRow(
                     surface_id=sid,
@@ -245,7 +240,6 @@ def candidate_rows(
                     in_window=distance <= window,
                 )
             )
-        rows.sort(key=lambda r: (r.distance, r.surface_id))
         return rows
 
     key = ("candidates", space, adsorbate, profile, stamp, target, window, len(info))

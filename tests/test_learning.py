@@ -13,6 +13,7 @@ import pytest
 from ase.io import read, write
 from emt_pool import build_pool
 
+from screener import views
 from screener.candidates import candidates
 from screener.enumerate.seed import plan_seed, seed
 from screener.errors import InputError
@@ -144,6 +145,15 @@ def test_import_train_select_candidates(cu, cu_pool):
         distances = [r["distance"] for r in ranked]
         assert distances == sorted(distances)
         assert {"surface", "bulk_formula", "miller", "energy", "std", "source"} <= set(ranked[0])
+        # the dashboard's table ranks the same surfaces in the same order, with the same goal
+        rows, target, window, profile = views.candidate_rows("Cu", "CO", profile="emt")
+        assert [r.surface_id for r in rows][: len(ranked)] == [r["surface_id"] for r in ranked]
+        assert [r.in_window for r in rows][: len(ranked)] == [r["in_window"] for r in ranked]
+        assert (target, profile) == (ranked[0]["target"], ranked[0]["profile"])
+        narrow = candidates("Cu", "CO", profile="emt", window=0.001, limit=0)
+        assert [r["in_window"] for r in narrow] == [
+            r.in_window for r in views.candidate_rows("Cu", "CO", profile="emt", window=0.001)[0]
+        ]
 
 
 def test_select_without_a_model_is_random_and_spread(cu):
