@@ -9,7 +9,8 @@
 
 Every parameter is checked before it reaches the store (known adsorbate, a space name of
 letters, digits and ``-_.``, finite numbers in range); a bad one answers 400 with a one-line
-``{"error": ...}`` and nothing is written.  Errors about the data (an unknown space) answer 404.
+``{"error": ...}`` and nothing is written.  Errors about the data (an unknown space) answer 404,
+and so does any other path under ``/api``.
 """
 
 from __future__ import annotations
@@ -110,4 +111,15 @@ def blueprint() -> Blueprint:
     def resume(space: str) -> Response:
         return _set(space, False)
 
+    # any other /api path answers 404 in JSON; without this, the pages' catch-all route served
+    # the dashboard's HTML with 200 to a script that mistyped an endpoint
+    @api.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    @api.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    def unknown(path: str) -> Response:
+        shown = f"/api/{path}"[:120]
+        return _error(f"no API endpoint {request.method} {shown} ({ENDPOINTS})", 404)
+
     return api
+
+
+ENDPOINTS = "GET /api/status, GET /api/candidates, POST /api/spaces/<space>/pause|resume"

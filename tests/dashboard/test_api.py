@@ -119,6 +119,13 @@ def test_unknown_space_answers_404(dashboard):
     base, _ = dashboard
     code, data = _call(base, "/api/candidates?space=Zz-Qq&adsorbate=CO")
     assert code == 404 and "Zz-Qq" in data["error"]
+    # a mistyped endpoint answers in JSON too, not with the pages' HTML
+    for path, method in (("/api/candidate", "GET"), ("/api/", "GET"), ("/api/status", "POST")):
+        code, data = _call(base, path, method)
+        assert code == 404 and set(data) == {"error"}, (path, method, code)
+        assert f"{method} {path}" in data["error"]
+    code, data = _call(base, "/api/spaces/Cu/pause")  # a GET of an admin action: nothing done
+    assert code == 404 and "POST /api/spaces/<space>/pause" in data["error"]
 
 
 def test_pause_and_resume_need_the_token(dashboard):
