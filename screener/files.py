@@ -1,4 +1,5 @@
-"""Files written whole or not at all: a temporary file beside the target, renamed over it."""
+"""Files the service reads and writes: inputs checked before they are opened, outputs written
+whole or not at all (a temporary file beside the target, renamed over it)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,26 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+
+from screener.errors import InputError
+
+
+def input_file(path: str | Path, name: str | None = None) -> Path:
+    """``path`` as a file that can be read; :class:`InputError` saying why not otherwise.
+
+    ``name`` is how the message calls the file (default: its path), e.g. ``"bulk file x.cif"``.
+    """
+    path = Path(path)
+    name = str(path) if name is None else name
+    if not path.exists():
+        raise InputError(f"{name}: no such file")
+    if path.is_dir():
+        raise InputError(f"{name}: is a directory, not a file")
+    if not path.is_file():
+        raise InputError(f"{name}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{name}: not readable (permission denied)")
+    return path
 
 
 def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> Path:

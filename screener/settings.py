@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from screener.errors import InputError
+from screener.files import input_file
 
 CONFIG_FILE_ENV = "SCREENER_CONFIG_FILE"
 
@@ -214,9 +215,7 @@ def load_settings(**overrides: Any) -> ScreenerSettings:
         return _override
     config_file = os.environ.get(CONFIG_FILE_ENV)
     if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise InputError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+        path = input_file(config_file, f"{CONFIG_FILE_ENV}={config_file}")
         try:
             content = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:

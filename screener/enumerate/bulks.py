@@ -21,6 +21,7 @@ from ase.build import bulk as ase_bulk
 from ase.data import atomic_numbers, chemical_symbols, reference_states
 
 from screener.errors import InputError
+from screener.files import input_file
 from workflows.structures import atoms_to_dict
 
 SUPPORTED_SYMMETRIES = ("fcc", "bcc", "hcp")
@@ -177,9 +178,7 @@ def read_bulk_file(path: str | Path) -> BulkSpec:
     """Read a user bulk (CIF, POSCAR, extxyz, anything ase.io reads); raises InputError."""
     from ase.io import read
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"bulk file {path}: no such file")
+    path = input_file(path, f"bulk file {path}")
     try:
         atoms = read(path)
     except Exception as exc:

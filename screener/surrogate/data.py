@@ -37,6 +37,7 @@ import numpy as np
 from ase import Atoms
 
 from screener.errors import InputError
+from screener.files import input_file
 
 SAME_SLAB_CELL_TOL = 0.05  # A, per cell-vector component
 SAME_SLAB_MEDIAN_SHIFT = 0.5  # A, median displacement of the surface atoms
@@ -217,11 +218,7 @@ def read_labelled(
     path: str | Path, *, energy_key: str = "E_ads", group_by: str | None = None
 ) -> LabelledSet:
     """Read, check and fingerprint every frame of ``path`` (extxyz, ASE .db, ...)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not a structure file")
+    path = input_file(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
     frames = _read_frames(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from ase.build import bulk
 from ase.io import write
@@ -59,6 +61,10 @@ def test_import_formats_agree_on_identity(tmp_path, name, fmt):
 def test_unreadable_bulk_files_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_bulk_file(tmp_path / "missing.cif")
+    with pytest.raises(InputError, match=re.escape(f"bulk file {tmp_path}: is a directory, not a file")):
+        read_bulk_file(tmp_path)
+    with pytest.raises(InputError, match="bulk file /dev/null: not a regular file"):
+        read_bulk_file("/dev/null")
     junk = tmp_path / "junk.cif"
     junk.write_text("this is not a crystal\n")
     with pytest.raises(InputError, match="cannot read bulk file"):
