@@ -61,7 +61,8 @@ def test_import_formats_agree_on_identity(tmp_path, name, fmt):
 def test_unreadable_bulk_files_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_bulk_file(tmp_path / "missing.cif")
-    with pytest.raises(InputError, match=re.escape(f"bulk file {tmp_path}: is a directory, not a file")):
+    directory = re.escape(f"bulk file {tmp_path}: is a directory, not a file")
+    with pytest.raises(InputError, match=directory):
         read_bulk_file(tmp_path)
     with pytest.raises(InputError, match="bulk file /dev/null: not a regular file"):
         read_bulk_file("/dev/null")
