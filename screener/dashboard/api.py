@@ -26,6 +26,7 @@ from screener.dashboard.inputs import BadRequest
 from screener.errors import InputError, ScreenerError
 
 MAX_LIMIT = inputs.MAX_LIMIT
+ENDPOINTS = "GET /api/status, GET /api/candidates, POST /api/spaces/<space>/pause|resume"
 
 
 def _finite(value: Any) -> Any:
@@ -120,6 +121,3 @@ def blueprint() -> Blueprint:
         return _error(f"no API endpoint {request.method} {shown} ({ENDPOINTS})", 404)
 
     return api
-
-
-ENDPOINTS = "GET /api/status, GET /api/candidates, POST /api/spaces/<space>/pause|resume"
