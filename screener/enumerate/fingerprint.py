@@ -289,7 +289,7 @@ def binding_atoms(adslab: Atoms) -> list[int]:
     """Surface atoms bonded to the adsorbate's binding atom (its atom nearest the slab).
 
     The adsorbate rule of :func:`workflows.bonding.bonded_to_point`: closer than 1.25 x the sum
-    of the radii (covalent; H 0.45 A, :func:`workflows.bonding.adsorbate_radius`), or than 1.15 x
+    of the radii (covalent; H 0.47 A, :func:`workflows.bonding.adsorbate_radius`), or than 1.15 x
     the distance to the nearest surface atom (always bonded while within 1.5 x their radii sum;
     beyond it the adsorbate has desorbed: nothing is).
     The relative rule finds the site where the adsorbate sits farther out than the radii say:

@@ -144,8 +144,8 @@ H_RADIUS = bonding.adsorbate_radius(1)
 
 
 def test_hydrogen_held_far_out_in_a_hollow_is_bonded_to_its_three_atoms() -> None:
-    """EMT keeps H 2.2-2.3 A from hollow atoms: beyond 1.25 x the radii sum (2.21 A for Cu-H),
-    within the relative rule's reach (1.5 x, 2.66 A)."""
+    """EMT keeps H 2.2-2.3 A from hollow atoms: beyond 1.25 x the radii sum (2.24 A for Cu-H),
+    within the relative rule's reach (1.5 x, 2.69 A)."""
     slab = fcc111("Cu", (2, 2, 4), a=3.61, vacuum=10.0)
     in_plane = 3.61 / np.sqrt(2) / np.sqrt(3)  # hollow centre to its atoms, in the plane
     add_adsorbate(slab, "H", float(np.sqrt(2.25**2 - in_plane**2)), "fcc")
