@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.data import covalent_radii
 
 from workflows import bonding
 
@@ -125,7 +126,7 @@ def _site(atoms: Atoms, index: int, slab: np.ndarray) -> tuple[dict[str, Any], f
     very small cell one atom can bind twice and the site type still counts three for a hollow.
     """
     point = atoms.positions[index]
-    radius = bonding.adsorbate_radius(atoms.numbers[index])
+    radius = float(covalent_radii[atoms.numbers[index]])
     bonds = bonding.bonded_to_point(atoms, point, radius, slab)
     symbols = atoms.get_chemical_symbols()
     site = {

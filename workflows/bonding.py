@@ -40,18 +40,13 @@ Close-packed slabs (the same :func:`bonds`)
     regular (111) zones (1 binding atom, a ring of 6, 3 below, 12 in the second ring) goes from
     70% to 93% of a sample of 640, and of O fcc sites from 60% to 88% of 692.
 Adsorbate to surface (:func:`bonded_to_point`)
-    An adsorbate atom (radius r_a, :func:`adsorbate_radius`) is bonded to surface atom j at
-    distance d when d < ``ADSORBATE_BOND_FACTOR`` x (r_a + r_j), r_j covalent; or when the nearest
-    surface atom is within ``ADSORBATE_REACH`` x (r_a + r_nearest) and d <= ``BINDING_RELATIVE`` x
-    its distance.  r_a is the covalent radius except for H (``ADSORBATE_RADII``): H's 0.31 A is
-    that of H-H and C-H bonds, while H bonds to metals about 0.4-0.55 A beyond the metal's
-    covalent radius (H-M about 1.75-1.95 A in hollows).  With 0.31, an H in a three-fold hollow
-    had half the slack of an O, and one a few tenths of an A off the hollow's centre lost a bond
-    and read as a bridge; with 0.47 it keeps them as O does (bench/README.md), and H at bridges
-    and on top keeps two and one.  The relative part finds the site when the adsorbate sits
-    farther out than the radii say: EMT keeps H 2.2-2.3 A from the atoms of a bridge or hollow
-    (1.2-1.3 x the radii sum), and 2.14-2.18 A from Cu in an fcc(110) trough.  Beyond the reach
-    nothing is bonded: the adsorbate has desorbed.
+    An adsorbate atom (radius r_a, its covalent radius) is bonded to surface atom j at distance d
+    when d < ``ADSORBATE_BOND_FACTOR`` x (r_a + r_j), covalent radii; or when the nearest surface
+    atom is within ``ADSORBATE_REACH`` x (r_a + r_nearest) and d <= ``BINDING_RELATIVE`` x its
+    distance.  The relative part finds the site when the adsorbate sits farther out than covalent
+    radii say: EMT keeps H 2.2-2.3 A from the atoms of a bridge or hollow (1.35-1.4 x the radii
+    sum), and 2.14-2.18 A from Cu in an fcc(110) trough.  Beyond the reach nothing is bonded:
+    the adsorbate has desorbed.
 Inside the adsorbate (:func:`bond_ratio`)
     Two adsorbate atoms are bonded when closer than ``INTRAMOLECULAR_FACTOR`` x the sum of their
     covalent radii, ASE's natural cutoffs as in AdsorbML: with 1.25 (1.78 A for C-O), CO
@@ -85,8 +80,6 @@ ADSORBATE_BOND_FACTOR = 1.25
 BINDING_RELATIVE = 1.15
 #: ... provided the nearest surface atom is within this x the sum of their covalent radii.
 ADSORBATE_REACH = 1.5
-#: Adsorbate atoms whose radius in bonds to metal atoms is not their covalent radius (A), by Z.
-ADSORBATE_RADII: dict[int, float] = {1: 0.47}
 #: Bond inside the adsorbate: closer than this x the sum of covalent radii (natural cutoffs).
 INTRAMOLECULAR_FACTOR = 1.0
 #: Site finder: surface atoms at most this x the slab's shortest bond apart span a bridge.
@@ -118,12 +111,6 @@ def covalent_radii_of(atoms: Atoms) -> np.ndarray:
     array lookup is what it does, fast enough to call for every placed adsorbate.
     """
     return np.asarray(covalent_radii[atoms.numbers], dtype=float)
-
-
-def adsorbate_radius(number: int) -> float:
-    """The radius (A) of an adsorbate atom of atomic number ``number`` in the adsorbate rule:
-    ``ADSORBATE_RADII`` where given (H), else the covalent radius."""
-    return ADSORBATE_RADII.get(int(number), float(covalent_radii[int(number)]))
 
 
 def minimum_image(vectors: np.ndarray, atoms: Atoms) -> np.ndarray:
@@ -354,9 +341,9 @@ def bonded_to_point(
 ) -> Contacts:
     """Surface atoms bonded to an adsorbate atom at ``point``: the adsorbate rule.
 
-    Bonded: closer than ``ADSORBATE_BOND_FACTOR`` x (``radius_of_point`` + r_j), r_j the
-    covalent radius; or, when the nearest candidate is within ``ADSORBATE_REACH`` x
-    (``radius_of_point`` + its radius), within ``BINDING_RELATIVE`` x the nearest one's distance.
+    Bonded: closer than ``ADSORBATE_BOND_FACTOR`` x (``radius_of_point`` + r_j), covalent
+    radii; or, when the nearest candidate is within ``ADSORBATE_REACH`` x (``radius_of_point``
+    + its radius), within ``BINDING_RELATIVE`` x the nearest one's distance.
 
     Parameters
     ----------
@@ -365,7 +352,7 @@ def bonded_to_point(
     point : array of 3 floats
         The adsorbate atom's position (A).
     radius_of_point : float
-        Its radius (A), :func:`adsorbate_radius`.
+        Its covalent radius (A).
     candidates : array of int, optional
         The surface atoms that may bind (default all atoms of ``atoms``).
     images : bool

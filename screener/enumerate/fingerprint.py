@@ -48,7 +48,7 @@ from functools import cache
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers
+from ase.data import atomic_numbers, covalent_radii
 
 from workflows import bonding
 from workflows.bonding import point_distances as point_distances  # re-exported (pipeline)
@@ -289,12 +289,11 @@ def binding_atoms(adslab: Atoms) -> list[int]:
     """Surface atoms bonded to the adsorbate's binding atom (its atom nearest the slab).
 
     The adsorbate rule of :func:`workflows.bonding.bonded_to_point`: closer than 1.25 x the sum
-    of the radii (covalent; H 0.47 A, :func:`workflows.bonding.adsorbate_radius`), or than 1.15 x
-    the distance to the nearest surface atom (always bonded while within 1.5 x their radii sum;
-    beyond it the adsorbate has desorbed: nothing is).
-    The relative rule finds the site where the adsorbate sits farther out than the radii say:
-    EMT keeps H 2.2-2.3 A from the atoms of a bridge or hollow, which the absolute rule alone
-    can read as an ontop site.
+    of covalent radii, or than 1.15 x the distance to the nearest surface atom (always bonded
+    while within 1.5 x their radii sum; beyond it the adsorbate has desorbed: nothing is).
+    The relative rule finds the site where the adsorbate sits farther out than covalent radii
+    say: EMT keeps H 2.2-2.3 A from the atoms of a bridge or hollow (1.35-1.4 x the radii sum),
+    which the absolute rule alone read as an ontop site.
     """
     tags = adslab.get_tags()
     ads = np.nonzero(tags == 0)[0]
@@ -302,7 +301,7 @@ def binding_atoms(adslab: Atoms) -> list[int]:
     if len(ads) == 0 or len(surf) == 0:
         raise ValueError("needs adsorbate atoms tagged 0 and surface atoms tagged >= 1")
     lowest = ads[np.argmin(adslab.positions[ads, 2])]
-    radius = bonding.adsorbate_radius(adslab.numbers[lowest])
+    radius = float(covalent_radii[adslab.numbers[lowest]])
     point = adslab.positions[lowest]
     return bonding.bonded_to_point(adslab, point, radius, surf, images=False).atoms
 

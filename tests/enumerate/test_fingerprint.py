@@ -17,7 +17,6 @@ from screener.enumerate.sites import find_sites
 from screener.enumerate.slabs import SlabParams
 from workflows.adsorbates import place_adsorbate
 from workflows.anomalies import binding_site
-from workflows.bonding import adsorbate_radius
 from workflows.structures import atoms_from_dict, atoms_to_dict
 
 
@@ -170,13 +169,12 @@ def test_desorbed_adsorbate_binds_nothing():
     """Past 1.5 x the radii sum of its nearest surface atom the adsorbate is bonded to none."""
     slab = fcc111("Cu", size=(2, 2, 4), vacuum=10.0, a=3.61)
     slab.set_tags(1)
-    pair = adsorbate_radius(1) + 1.32  # H's radius in the adsorbate rule, Cu's covalent radius
-    add_adsorbate(slab, "H", 1.45 * pair, "ontop")
+    add_adsorbate(slab, "H", 1.45 * (0.31 + 1.32), "ontop")
     tags = slab.get_tags()
     tags[-1] = 0
     slab.set_tags(tags)
     assert len(binding_atoms(slab)) == 1
-    slab.positions[-1, 2] += 0.1 * pair
+    slab.positions[-1, 2] += 0.1 * (0.31 + 1.32)
     assert binding_atoms(slab) == [] == binding_site(slab)["binding_atoms"]
 
 

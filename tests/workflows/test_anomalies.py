@@ -11,7 +11,6 @@ from ase.build import add_adsorbate, fcc111
 
 from workflows.adsorbates import ADSORBATES
 from workflows.anomalies import adslab_anomalies, binding_site, slab_anomalies
-from workflows.bonding import adsorbate_radius
 
 A_CU = 3.66
 CO_HEIGHT = 1.85
@@ -73,10 +72,9 @@ def test_loosely_bound_h_is_not_desorbed() -> None:
     initial = h_hollow()
     final = initial.copy()
     top = np.argmax(final.positions[:-1, 2])
-    pair = adsorbate_radius(1) + 1.32  # H's radius in the adsorbate rule, Cu's covalent radius
-    final.positions[-1] = final.positions[top] + [0, 0, 1.3 * pair]
+    final.positions[-1] = final.positions[top] + [0, 0, 1.3 * (0.31 + 1.32)]
     assert "desorbed" not in adslab_anomalies(initial, final)["flags"]
-    final.positions[-1] = final.positions[top] + [0, 0, 1.6 * pair]
+    final.positions[-1] = final.positions[top] + [0, 0, 1.6 * (0.31 + 1.32)]
     assert "desorbed" in adslab_anomalies(initial, final)["flags"]
 
 
