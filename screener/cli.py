@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from screener.errors import ScreenerError
+from screener.names import SITE_TYPES
 from screener.surrogate.strategies import STRATEGIES
 from workflows.adsorbates import ADSORBATES
 
@@ -29,6 +30,8 @@ KNOWN = ", ".join(ADSORBATES)
 #: the acquisition strategies, as a typer choice
 Strategy = Enum("Strategy", {name: name for name in STRATEGIES}, type=str)
 StrategyOption = Annotated[Strategy, typer.Option(help="acquisition strategy")]
+#: the site types, as a typer choice
+SiteType = Enum("SiteType", {name: name for name in SITE_TYPES}, type=str)
 DEFAULT_STRATEGY = Strategy(STRATEGIES[0])
 
 
@@ -369,23 +372,18 @@ def _loop_line(space: str, row: dict) -> str:
 def sites(
     space: Annotated[str | None, typer.Option(help="space name, e.g. Cu-Pd")] = None,
     adsorbate: Annotated[AdsorbateName | None, typer.Option(help=KNOWN)] = None,
-    site_type: Annotated[
-        str | None, typer.Option("--type", help="ontop, bridge, fcc, hcp or 4-fold")
-    ] = None,
+    site_type: Annotated[SiteType | None, typer.Option("--type", help="site type")] = None,
     limit: Annotated[int, typer.Option(min=0, help="at most this many (0 = all)")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """List stored adsorption sites."""
-    from screener.errors import InputError
     from screener.queries import list_sites
     from screener.settings import load_settings
     from screener.store import open_store
-    from screener.store.documents import SITE_TYPES
 
-    if site_type is not None and site_type not in SITE_TYPES:
-        raise InputError(f"unknown site type '{site_type}' (one of: {', '.join(SITE_TYPES)})")
+    kind = None if site_type is None else site_type.value
     with open_store(load_settings(), readonly=True, create=False):
-        rows = list_sites(space, _name(adsorbate), site_type, limit)
+        rows = list_sites(space, _name(adsorbate), kind, limit)
     if as_json:
         _print_json(rows)
         return

@@ -199,7 +199,10 @@ def test_query_errors(cli_env):
     proc = run(cli_env, "sites", "--space", "Nope", "--json", check=False)
     assert proc.returncode == 2 and "unknown space 'Nope' (known: Pd)" in proc.stderr
     proc = run(cli_env, "sites", "--type", "hollow", check=False)
-    assert proc.returncode == 2 and "unknown site type 'hollow'" in proc.stderr
+    assert proc.returncode == 2 and "'hollow' is not one of 'ontop', 'bridge'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    fcc = json.loads(run(cli_env, "sites", "--type", "fcc", "--limit", "0", "--json").stdout)
+    assert fcc and {row["site_type"] for row in fcc} == {"fcc"}
 
 
 @pytest.mark.slow

@@ -22,10 +22,11 @@ from screener.enumerate.bulks import BulkSpec, parse_elements, prototype_bulks, 
 from screener.enumerate.fingerprint import FINGERPRINT_VERSION
 from screener.enumerate.pipeline import Enumerator, enumeration_hash, slab_params
 from screener.errors import InputError
+from screener.names import SITE_TYPES
 from screener.queries import by_ids, of_space
 from screener.settings import ScreenerSettings
 from screener.store import Bulk, ElementSpace, Site, Store, Surface
-from screener.store.documents import SITE_TYPES, Calculation, _now
+from screener.store.documents import Calculation, _now
 from workflows.adsorbates import ADSORBATES
 
 

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
+from screener.names import SITE_TYPES
 from workflows import bonding
 
 BOND_FACTOR = bonding.SITE_EDGE_FACTOR  # an edge longer than this x the shortest bond is none
 GRID_SPACING = 0.2  # A, probe grid
-TYPE_ORDER = ("ontop", "bridge", "fcc", "hcp", "4-fold")
+TYPE_ORDER = SITE_TYPES  # the order sites of one point are ranked in
 
 
 @dataclass

@@ -32,7 +32,8 @@ from mongoengine import (
     StringField,
 )
 
-SITE_TYPES = ("ontop", "bridge", "fcc", "hcp", "4-fold")
+from screener.names import SITE_TYPES
+
 SITE_STATES = ("open", "queued", "running", "done", "failed")
 
 
