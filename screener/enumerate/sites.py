@@ -27,7 +27,6 @@ from workflows import bonding
 
 BOND_FACTOR = bonding.SITE_EDGE_FACTOR  # an edge longer than this x the shortest bond is none
 GRID_SPACING = 0.2  # A, probe grid
-TYPE_ORDER = SITE_TYPES  # the order sites of one point are ranked in
 
 
 @dataclass
@@ -223,7 +222,7 @@ def _reduce(slab: Atoms, sites: list[SiteCandidate], symprec: float) -> list[Sit
     order = sorted(
         range(len(sites)),
         key=lambda k: (
-            TYPE_ORDER.index(sites[k].site_type),
+            SITE_TYPES.index(sites[k].site_type),
             -round(float(sites[k].position[2]), 2),
             tuple(np.round(sites[k].position[:2], 2)),
         ),

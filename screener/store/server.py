@@ -71,6 +71,11 @@ class ServerPaths:
     def config(self) -> Path:
         return self.data_dir / "db-server.toml"
 
+    @property
+    def holds_database(self) -> bool:
+        """Whether the storage holds a database (the server has created its WiredTiger home)."""
+        return self.storage.is_dir() and (self.storage / "WiredTiger").exists()
+
 
 @dataclass
 class ServerStatus:
@@ -235,7 +240,7 @@ def _check_data_dir(paths: ServerPaths) -> None:
     if storage.exists():
         if not storage.is_dir():
             raise ServerError(f"{storage} is not a database directory (a file is in the way)")
-        if any(storage.iterdir()) and not (storage / "WiredTiger").exists():
+        if any(storage.iterdir()) and not paths.holds_database:
             raise ServerError(
                 f"{storage} is not a screener database (no WiredTiger storage in it); "
                 "choose another SCREENER_DATA_DIR"
@@ -251,12 +256,6 @@ def _last_line(path: Path) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def holds_database(data_dir: Path) -> bool:
-    """Whether ``data_dir`` holds a database (its server has created its storage)."""
-    storage = ServerPaths(data_dir).storage
-    return storage.is_dir() and (storage / "WiredTiger").exists()
-
-
 def start(
     data_dir: Path, *, port: int | None = None, timeout: float = 60.0, create: bool = True
 ) -> ServerStatus:
@@ -269,7 +268,7 @@ def start(
     paths = ServerPaths(data_dir)
     if _live(paths) is None:
         _check_data_dir(paths)
-        if not create and not holds_database(data_dir):
+        if not create and not paths.holds_database:
             raise NoDatabaseError(
                 f"no screener database in {data_dir} yet (nothing has been seeded there); "
                 "`screener seed` creates one"
