@@ -539,21 +539,12 @@ model_app = typer.Typer(help="The surrogate on a labelled file: evaluate it by g
 app.add_typer(model_app, name="model")
 
 
-def _read_labelled(data: Path, energy_key: str, group_by: str | None):
-    """Read a labelled file; ``--group-by slab`` means slab identity unless frames carry 'slab'."""
-    from screener.errors import InputError
+def _adsorbate_rows(data: Path, energy_key: str, group_by: str | None, adsorbate: AdsorbateName):
+    """One adsorbate's rows of a labelled file (``--group-by slab``: slab identity where frames
+    do not carry 'slab')."""
     from screener.surrogate.data import read_labelled
 
-    try:
-        return read_labelled(data, energy_key=energy_key, group_by=group_by)
-    except InputError:
-        if group_by != "slab":
-            raise
-        return read_labelled(data, energy_key=energy_key, group_by=None)
-
-
-def _adsorbate_rows(data, adsorbate: AdsorbateName):
-    return data.select(adsorbate.value)
+    return read_labelled(data, energy_key=energy_key, group_by=group_by, adsorbate=adsorbate.value)
 
 
 DataOption = Annotated[Path, typer.Option("--data", help="labelled structures (extxyz, ASE db)")]
@@ -585,7 +576,7 @@ def model_evaluate(
     """Grouped cross-validation of the surrogate: MAE, RMSE, 90% interval coverage, n."""
     from screener.surrogate.models import baseline_evaluate, evaluate
 
-    rows = _adsorbate_rows(_read_labelled(data, energy_key, group_by), adsorbate)
+    rows = _adsorbate_rows(data, energy_key, group_by, adsorbate)
     result = evaluate(rows, folds=folds)
     plain = baseline_evaluate(rows, folds=folds) if baseline else None
     if as_json:
@@ -659,7 +650,7 @@ def backtest(
     if budget < init:
         raise typer.BadParameter(f"must be >= --init ({init})", param_hint="--budget")
     load_settings().target_window(adsorbate.value, target, window)  # before the file is read
-    rows = _adsorbate_rows(_read_labelled(data, energy_key, group_by), adsorbate)
+    rows = _adsorbate_rows(data, energy_key, group_by, adsorbate)
     result = run_backtest(
         rows,
         strategy=strategy.value,

@@ -214,19 +214,41 @@ class _SlabIdentity:
         return name
 
 
+#: the group key that names a slab: frames without it are grouped by slab identity instead
+SLAB_KEY = "slab"
+
+
 def read_labelled(
-    path: str | Path, *, energy_key: str = "E_ads", group_by: str | None = None
+    path: str | Path,
+    *,
+    energy_key: str = "E_ads",
+    group_by: str | None = None,
+    adsorbate: str | None = None,
 ) -> LabelledSet:
-    """Read, check and fingerprint every frame of ``path`` (extxyz, ASE .db, ...)."""
+    """Read, check and fingerprint the frames of ``path`` (extxyz, ASE .db, ...).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    energy_key : str
+        The info key of each frame's adsorption energy (eV).
+    group_by : str, optional
+        The info key naming each frame's cross-validation group; default: slab identity (module
+        docstring).  ``"slab"`` (:data:`SLAB_KEY`) falls back to slab identity, which is what it
+        names, when some frame does not carry it; any other key must be on every frame.
+    adsorbate : str, optional
+        Keep only this adsorbate's rows, so that only they are fingerprinted; :class:`InputError`
+        before any fingerprinting when the file has none.  Every frame is checked either way.
+    """
     path = input_file(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
     frames = _read_frames(path)
     if not frames:
         raise InputError(f"{path}: no structures in it (read as {_format_name(path)})")
-    identity = _SlabIdentity()
     rows: dict[str, list] = {
-        k: [] for k in ("fp", "e", "ads", "grp", "pure", "atoms", "info", "relaxed", "binding")
+        k: [] for k in ("e", "ads", "grp", "pure", "atoms", "info", "surface", "binding")
     }
     for index, (atoms, info) in enumerate(frames):
         where = f"{path} frame {index}"
@@ -238,33 +260,44 @@ def read_labelled(
             raise InputError(f"{where}: no surface atoms tagged >= 1 (tags missing?)")
         if not (tags == 0).any():
             raise InputError(f"{where}: no adsorbate atoms (nothing tagged 0)")
-        adsorbate = adsorbate_of(atoms, where)
+        name = adsorbate_of(atoms, where)
         surface = atoms[tags > 0]
         elements = set(surface.get_chemical_symbols())
-        if group_by is not None:
-            if group_by not in info:
-                present = ", ".join(sorted(map(str, info))) or "none"
-                raise InputError(f"{where}: no group key '{group_by}' (info keys: {present})")
+        group = None
+        if group_by is not None and group_by in info:
             group = str(info[group_by])
-        else:
-            group = identity.name(surface)
+        elif group_by is not None and group_by != SLAB_KEY:
+            present = ", ".join(sorted(map(str, info))) or "none"
+            raise InputError(f"{where}: no group key '{group_by}' (info keys: {present})")
         binding = None
         if "initial_binding" in info:
             binding = _initial_binding(info["initial_binding"], len(surface), where)
+        rows["ads"].append(name)
         rows["binding"].append(binding)
         rows["e"].append(energy)
-        rows["ads"].append(adsorbate)
         rows["grp"].append(group)
         rows["pure"].append(next(iter(elements)) if len(elements) == 1 else None)
         rows["atoms"].append(atoms)
         rows["info"].append(info)
-    for index, result in enumerate(_fingerprint_all(rows["atoms"], rows["binding"])):
+        rows["surface"].append(surface)
+    if None in rows["grp"]:  # slab identity over every frame, so names do not depend on a filter
+        identity = _SlabIdentity()
+        rows["grp"] = [identity.name(surface) for surface in rows["surface"]]
+    keep = list(range(len(frames)))
+    if adsorbate is not None:
+        keep = [i for i, name in enumerate(rows["ads"]) if name == adsorbate]
+        if not keep:
+            present = ", ".join(sorted(set(rows["ads"])))
+            raise InputError(f"no {adsorbate} rows in {path} (adsorbates present: {present})")
+    rows = {k: [v[i] for i in keep] for k, v in rows.items()}
+    relaxed, fingerprints = [], []
+    for index, result in zip(keep, _fingerprint_all(rows["atoms"], rows["binding"]), strict=True):
         if isinstance(result, str):
             raise InputError(f"{path} frame {index}: cannot fingerprint ({result})")
-        rows["relaxed"].append(result[0])
-        rows["fp"].append(result[1])
+        relaxed.append(result[0])
+        fingerprints.append(result[1])
     return LabelledSet(
-        fingerprints=rows["fp"],
+        fingerprints=fingerprints,
         energies=np.asarray(rows["e"], dtype=float),
         adsorbates=rows["ads"],
         groups=rows["grp"],
@@ -272,7 +305,7 @@ def read_labelled(
         atoms=rows["atoms"],
         info=rows["info"],
         source=str(path),
-        relaxed_fingerprints=rows["relaxed"],
+        relaxed_fingerprints=relaxed,
         initial_binding=rows["binding"],
     )
 

@@ -77,6 +77,43 @@ def test_group_by_info_key(tmp_path, frames):
         read_labelled(tmp_path / "p.extxyz", group_by="nope")
 
 
+def test_one_adsorbate_is_read_alone_and_a_missing_one_is_refused_before_fingerprinting(
+    tmp_path, frames, monkeypatch
+):
+    from screener.surrogate import data as data_module
+
+    path = _write(tmp_path / "p.extxyz", frames)
+    everything = read_labelled(path)
+    h = read_labelled(path, adsorbate="H")
+    assert h.adsorbates == ["H"] * 8
+    assert [fp for fp in h.fingerprints] == everything.select("H").fingerprints
+    assert h.groups == everything.select("H").groups  # slab identity over every frame
+    # only the H frames were fingerprinted; a file without O fingerprints nothing
+    seen = []
+    real = data_module._fingerprint_all
+    monkeypatch.setattr(
+        data_module, "_fingerprint_all", lambda atoms, b: seen.append(len(atoms)) or real(atoms, b)
+    )
+    read_labelled(path, adsorbate="H")
+    with pytest.raises(
+        InputError, match=r"^no O rows in .*p\.extxyz \(adsorbates present: CO, H\)"
+    ):
+        read_labelled(path, adsorbate="O")
+    assert seen == [8]
+
+
+def test_group_by_slab_falls_back_to_slab_identity_where_frames_lack_it(tmp_path, frames):
+    tagged = []
+    for k, atoms in enumerate(frames):
+        a = atoms.copy()
+        a.info = dict(atoms.info, slab=f"s{k % 2}") if k else dict(atoms.info)
+        tagged.append(a)
+    path = _write(tmp_path / "p.extxyz", tagged)
+    assert read_labelled(path, group_by="slab").groups == read_labelled(path).groups
+    named = _write(tmp_path / "q.extxyz", tagged[1:])
+    assert set(read_labelled(named, group_by="slab").groups) == {"s0", "s1"}
+
+
 def test_reads_ase_db_key_value_pairs(tmp_path, frames):
     import ase.db
 
