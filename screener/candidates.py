@@ -53,8 +53,10 @@ class RankedSurface(TypedDict):
 
 
 class Goal(NamedTuple):
-    """What a ranking is against: the profile whose results count, the target and window (eV)."""
+    """What a ranking is against: the adsorbate, the profile whose results count, the target
+    and window (eV)."""
 
+    adsorbate: str
     profile: str
     target: float
     window: float
@@ -62,18 +64,22 @@ class Goal(NamedTuple):
 
 def ranking_goal(
     space: str,
-    adsorbate: str,
+    adsorbate: str | None = None,
     profile: str | None = None,
     target: float | None = None,
     window: float | None = None,
 ) -> Goal:
-    """The profile (default: the space's most used), target and window of a ranking;
-    :class:`InputError` for an unknown space, one without ``adsorbate`` sites, or a target or
-    window out of bounds."""
-    get_space(space, [adsorbate])
+    """The adsorbate (default: the space's first), profile (default: the space's most used),
+    target and window of a ranking; :class:`InputError` for an unknown space, one without
+    ``adsorbate`` sites, or a target or window out of bounds."""
+    doc = get_space(space, [adsorbate] if adsorbate else [])
+    if adsorbate is None:
+        if not doc.adsorbates:
+            raise InputError(f"space '{space}' has no adsorbates")
+        adsorbate = str(doc.adsorbates[0])
     profile = default_profile(space, profile)
     goal = load_settings().target_window(adsorbate, target, window)
-    return Goal(profile, goal.target, goal.window)
+    return Goal(adsorbate, profile, goal.target, goal.window)
 
 
 def nearest_first(energies: dict[str, SurfaceEnergy], target: float) -> list[tuple[str, float]]:
@@ -137,17 +143,18 @@ def surface_docs(ids: list[str]) -> dict[str, dict]:
 
 def candidates(
     space: str,
-    adsorbate: str,
+    adsorbate: str | None = None,
     *,
     profile: str | None = None,
     target: float | None = None,
     window: float | None = None,
     limit: int | None = 20,
 ) -> list[RankedSurface]:
-    """Surfaces ranked by |energy - target| (nearest first)."""
+    """Surfaces ranked by |energy - target| (nearest first), for ``adsorbate`` (default: the
+    space's first)."""
     if limit is not None and limit < 0:
         raise InputError(f"limit must be >= 0 (got {limit})")
-    profile, target, window = ranking_goal(space, adsorbate, profile, target, window)
+    adsorbate, profile, target, window = ranking_goal(space, adsorbate, profile, target, window)
     energies = surface_energies(space, adsorbate, profile)
     ranked = nearest_first(energies, target)
     ranked = ranked[:limit] if limit else ranked

@@ -894,7 +894,9 @@ def resume(space: Annotated[str, typer.Option(help="space name")]) -> None:
 @app.command()
 def candidates(
     space: Annotated[str, typer.Option(help="space name, e.g. Cu-Pd")],
-    adsorbate: Annotated[AdsorbateName, typer.Option(help=KNOWN)] = AdsorbateName.CO,
+    adsorbate: Annotated[
+        AdsorbateName | None, typer.Option(help=f"{KNOWN} (default: the space's first)")
+    ] = None,
     calculator: Annotated[
         str | None, typer.Option("--calculator", "-c", help="profile (default: most results)")
     ] = None,
@@ -910,7 +912,12 @@ def candidates(
 
     with open_store(load_settings(), readonly=True, create=False):
         rows = rank(
-            space, adsorbate.value, profile=calculator, target=target, window=window, limit=limit
+            space,
+            adsorbate.value if adsorbate else None,
+            profile=calculator,
+            target=target,
+            window=window,
+            limit=limit,
         )
     if as_json:
         _print_json(rows)

@@ -212,7 +212,7 @@ def candidate_rows(
 ) -> tuple[list[CandidateRow], float, float, str]:
     """Every surface of a space with its binding energy, nearest the target first; with the
     target, window and profile used."""
-    profile, target, window = ranking_goal(space, adsorbate, profile, target, window)
+    _, profile, target, window = ranking_goal(space, adsorbate, profile, target, window)
     stamp, per_surface = _energies(space, adsorbate, profile)
     info = surface_index(space)
 

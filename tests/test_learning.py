@@ -21,7 +21,7 @@ from screener.jobs.submit import submit
 from screener.learning import import_labelled, select, train, training_rows
 from screener.settings import use_settings
 from screener.store import Site, open_store
-from screener.store.documents import Calculation, ModelVersion, PredictionChunk
+from screener.store.documents import Calculation, ElementSpace, ModelVersion, PredictionChunk
 
 SCREENER = str(Path(sys.executable).with_name("screener"))
 
@@ -150,6 +150,12 @@ def test_import_train_select_candidates(cu, cu_pool):
         assert [r.surface_id for r in rows][: len(ranked)] == [r["surface_id"] for r in ranked]
         assert [r.in_window for r in rows][: len(ranked)] == [r["in_window"] for r in ranked]
         assert (target, profile) == (ranked[0]["target"], ranked[0]["profile"])
+        # without an adsorbate: the space's first (seeded "CO,H"; then reordered)
+        assert candidates("Cu", profile="emt") == ranked
+        ElementSpace.objects(name="Cu").update_one(set__adsorbates=["H", "CO"])
+        first_h = candidates("Cu", profile="emt")
+        assert first_h == candidates("Cu", "H", profile="emt") and first_h[0]["adsorbate"] == "H"
+        ElementSpace.objects(name="Cu").update_one(set__adsorbates=["CO", "H"])
         narrow = candidates("Cu", "CO", profile="emt", window=0.001, limit=0)
         assert [r["in_window"] for r in narrow] == [
             r.in_window for r in views.candidate_rows("Cu", "CO", profile="emt", window=0.001)[0]

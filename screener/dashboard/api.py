@@ -2,7 +2,8 @@
 
 * ``GET /api/status``: the object ``screener status --json`` prints.
 * ``GET /api/candidates?space=S&adsorbate=A&limit=N``: the rows ``screener candidates --json``
-  prints (``target`` and ``window`` in eV are optional, as on the command line).
+  prints (``adsorbate``, default the space's first, and ``target`` and ``window`` in eV are
+  optional, as on the command line).
 * ``POST /api/spaces/<space>/pause`` and ``/resume``: admin actions, with the header
   ``Authorization: Bearer <token>`` carrying ``SCREENER_DASHBOARD_TOKEN``.  With no token
   configured they answer 403; a missing or wrong token answers 401.
@@ -87,7 +88,7 @@ def blueprint() -> Blueprint:
         args = request.args
         rows = rank(
             inputs.space_name(args.get("space")),
-            inputs.adsorbate_name(args.get("adsorbate")),
+            inputs.adsorbate_name(args.get("adsorbate"), optional=True),
             profile=inputs.profile_name(args.get("calculator")),
             **inputs.goal(args.get("target"), args.get("window")),
             limit=inputs.limit(args.get("limit")),

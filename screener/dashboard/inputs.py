@@ -36,9 +36,12 @@ def surface_key(value: str | None) -> str:
     return value
 
 
-def adsorbate_name(value: str | None) -> str:
+def adsorbate_name(value: str | None, *, optional: bool = False) -> str | None:
+    """A known adsorbate; with ``optional``, None for a missing or empty value."""
     from workflows.adsorbates import ADSORBATES
 
+    if optional and not value:
+        return None
     if value not in ADSORBATES:
         raise BadRequest(f"adsorbate: expected one of {', '.join(ADSORBATES)}")
     return value

@@ -92,6 +92,7 @@ def test_status_and_candidates_are_what_the_cli_prints(dashboard):
     assert code == 200
     cli_rows = json.loads(run(env, "candidates", "--space", "Cu", "--json", "--limit", "5").stdout)
     assert rows == cli_rows  # no results and no model yet: both empty, and equal
+    assert _call(base, "/api/candidates?space=Cu&limit=5") == (200, rows)  # the space's first
     page = urllib.request.urlopen(base + "/", timeout=30).read().decode()
     assert "_dash-renderer" in page or "dash_renderer" in page  # the app itself, served locally
     assert "cdn" not in page.lower() and "unpkg" not in page.lower()
