@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from enum import Enum
@@ -594,6 +595,31 @@ def model_evaluate(
         )
 
 
+def _shifts(values: list[str]) -> dict[str, float]:
+    """``--shift ADS=EV`` values as adsorbate -> eV."""
+    shifts: dict[str, float] = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        name = name.strip()
+        if not sep or name not in ADSORBATES:
+            raise typer.BadParameter(
+                f"{value!r}: expected ADS=EV, ADS one of {', '.join(ADSORBATES)}",
+                param_hint="--shift",
+            )
+        try:
+            ev = float(number)
+        except ValueError:
+            ev = math.nan
+        if not math.isfinite(ev) or abs(ev) > 20.0:
+            raise typer.BadParameter(
+                f"{value!r}: EV must be a finite number within 20 eV", param_hint="--shift"
+            )
+        if name in shifts:
+            raise typer.BadParameter(f"{name} given twice", param_hint="--shift")
+        shifts[name] = ev
+    return shifts
+
+
 @app.command("import")
 def import_(
     data: Annotated[Path, typer.Argument(help="labelled structures (extxyz, ASE db)")],
@@ -602,6 +628,14 @@ def import_(
         str, typer.Option("--calculator", "-c", help="profile the results stand for")
     ] = "gpaw",
     energy_key: EnergyKeyOption = "E_ads",
+    shift: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ADS=EV: add EV to that adsorbate's energies, for a file relative to another "
+            "state (info 'reference', e.g. Pt(111)): that state's dE against the gas "
+            "references; repeatable"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Add external labelled adsorption energies to a space, with their source, for training."""
@@ -609,8 +643,11 @@ def import_(
     from screener.settings import load_settings
     from screener.store import open_store
 
+    shifts = _shifts(shift or [])
     with open_store(load_settings(), create=False) as store:
-        report = import_labelled(store, data, space, profile=calculator, energy_key=energy_key)
+        report = import_labelled(
+            store, data, space, profile=calculator, energy_key=energy_key, shift=shifts
+        )
     if as_json:
         _print_json(report)
         return

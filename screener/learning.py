@@ -23,6 +23,7 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -608,8 +609,9 @@ class ImportReport(TypedDict):
     """What :func:`import_labelled` added."""
 
     space: str
-    source: str  # "file:<name> sha256:<first 16 hex digits>"
+    source: str  # "file:<name> sha256:<first 16 hex digits>[ shifted <ads><+eV>,...]"
     profile: str  # the profile identity the results are recorded under
+    shift: dict[str, float]  # eV added to each adsorbate's energies (a file on another scale)
     added: dict[str, int]  # new results by adsorbate
     already_imported: int  # frames of this file and profile found from an earlier import
     frames: int
@@ -622,8 +624,13 @@ def import_labelled(
     *,
     profile: str = "gpaw",
     energy_key: str = "E_ads",
+    shift: Mapping[str, float] | None = None,
 ) -> ImportReport:
     """Add external labelled adsorption energies to a space (idempotent per file content).
+
+    The space's results are against the gas references; a file whose frames are relative to
+    another state (info ``reference``, e.g. Pt(111)) is refused unless ``shift`` gives, per
+    adsorbate, the eV to add (that state's dE against the gas references, same settings).
 
     Every frame becomes a finished adslab :class:`Calculation` keyed
     ``import:<file sha>:<profile identity>:<i>`` with ``source`` (file name and sha256), the
@@ -639,8 +646,12 @@ def import_labelled(
     doc = get_space(space)
     path = Path(path)
     data = read_labelled(path, energy_key=energy_key)
+    shift = dict(shift or {})
+    energies = _on_gas_scale(data, shift, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     source = f"file:{path.name} sha256:{digest[:16]}"
+    if shift:
+        source += " shifted " + ",".join(f"{a}{v:+.3f}" for a, v in sorted(shift.items()))
     known = {
         c["key"]
         for c in Calculation._get_collection().find(
@@ -682,7 +693,7 @@ def import_labelled(
             state="done",
             structure=atoms_to_dict(data.atoms[index]),
             adsorbate=adsorbate,
-            adsorption_energy=float(data.energies[index]),
+            adsorption_energy=float(energies[index]),
             flags=[str(f) for f in flags],
             fingerprint=data.fingerprints[index],
             initial_binding=data.initial_binding[index] or [],
@@ -697,7 +708,34 @@ def import_labelled(
         space=space,
         source=source,
         profile=profile,
+        shift=shift,
         added=dict(added),
         already_imported=skipped,
         frames=len(data),
     )
+
+
+def _on_gas_scale(data, shift: dict[str, float], path: Path) -> np.ndarray:
+    """The rows' energies against the gas references: ``shift[adsorbate]`` (eV) added to every
+    row of that adsorbate; :class:`InputError` for rows relative to another state without one."""
+    unknown = sorted(set(shift) - set(data.adsorbates))
+    if unknown:
+        raise InputError(f"{path}: a shift for {', '.join(unknown)}, which it has no rows of")
+    for adsorbate, value in shift.items():
+        if not (isinstance(value, int | float) and np.isfinite(value) and abs(value) <= 20.0):
+            raise InputError(f"the {adsorbate} shift must be a finite number within 20 eV")
+    energies = np.asarray(data.energies, dtype=float).copy()
+    adsorbates = np.asarray(data.adsorbates, dtype=object)
+    for adsorbate in sorted(set(data.adsorbates)):
+        rows = np.flatnonzero(adsorbates == adsorbate)
+        reference = data.take(rows).reference  # one state per adsorbate, else InputError
+        if adsorbate in shift:
+            energies[rows] += float(shift[adsorbate])
+        elif reference is not None:
+            raise InputError(
+                f"{path}: its {adsorbate} energies are relative to {reference} (info "
+                "'reference'), not to the gas references of the space's results; to import "
+                f"them, shift them by the dE of {adsorbate} on {reference} against the gas "
+                "references"
+            )
+    return energies

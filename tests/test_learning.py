@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -195,6 +196,9 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
         assert Calculation.objects.count() == 0  # nothing written
 
     assert run("import", str(cu_pool), "--space", "Nope").returncode == 2
+    for bad in ("NH3=1", "CO", "CO=nan", "CO=1e9", "CO=abc"):
+        refused = run("import", str(cu_pool), "--space", "Cu", "--shift", bad)
+        assert refused.returncode == 2 and "--shift" in refused.stderr, (bad, refused.stderr)
     alloyed = read(cu_pool, ":3")
     symbols = alloyed[2].get_chemical_symbols()
     symbols[int(np.flatnonzero(alloyed[2].get_tags() == 1)[0])] = "Pd"
@@ -243,6 +247,36 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads(evaluated.stdout)
     assert {"mae", "rmse", "coverage90", "n"} <= set(metrics) and metrics["mae"] < 0.5
+
+
+def test_import_of_a_file_relative_to_another_state_needs_a_shift(cu, cu_pool, tmp_path):
+    """The space's results are against the gas references: a file relative to Cu(111) is
+    refused whole, and imports with a shift per adsorbate (recorded in its source)."""
+    frames = read(cu_pool, ":")
+    for atoms in frames:
+        atoms.info["reference"] = "Cu(111)"
+    relative = tmp_path / "relative.extxyz"
+    write(relative, frames)
+    with open_store(cu) as store:
+        with pytest.raises(InputError, match=r"energies are relative to Cu\(111\) \(info"):
+            import_labelled(store, relative, "Cu", profile="emt")
+        with pytest.raises(InputError, match=r"its H energies are relative to Cu\(111\)"):
+            import_labelled(store, relative, "Cu", profile="emt", shift={"CO": 0.5})
+        with pytest.raises(InputError, match="a shift for O, which it has no rows of"):
+            import_labelled(store, relative, "Cu", profile="emt", shift={"CO": 0.5, "O": 1.0})
+        assert Calculation.objects.count() == 0
+        report = import_labelled(
+            store, relative, "Cu", profile="emt", shift={"CO": 0.5, "H": -0.25}
+        )
+        assert report["shift"] == {"CO": 0.5, "H": -0.25}
+        assert report["source"].endswith(" shifted CO+0.500,H-0.250")
+        digest = hashlib.sha256(relative.read_bytes()).hexdigest()[:16]
+        stored = {c.key: c for c in Calculation.objects}
+        assert len(stored) == len(frames)
+        for index, atoms in enumerate(frames):
+            calc = stored[f"import:{digest}:{report['profile']}:{index}"]
+            offset = 0.5 if calc.adsorbate == "CO" else -0.25
+            assert calc.adsorption_energy == pytest.approx(atoms.info["E_ads"] + offset)
 
 
 def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):

@@ -112,7 +112,8 @@ def backtest(
     compare : sequence of str
         Strategies to run on the same pool and starts.
     target, window : float
-        Target dE (default: the adsorbate's) and half width of the hit window (eV).
+        Target dE (default: the adsorbate's, against the gas references, so a pool relative to
+        another state needs one) and half width of the hit window (eV).
     budget, batch, init : int
         Labels in all, per round, and drawn at random before the first model.
     repeats : int
@@ -166,6 +167,14 @@ def backtest(
     if init >= n:
         raise InputError(f"init ({init}) must be smaller than the pool ({n} rows)")
     budget = min(int(budget), n)
+    reference = data.reference
+    if target is None and reference is not None:
+        default = load_settings().target_window(adsorbate).target
+        raise InputError(
+            f"{data.source or 'the pool'}: its {adsorbate} energies are relative to {reference} "
+            f"(info 'reference'), and the default {adsorbate} target ({default:+.2f} eV) is "
+            "against the gas references: a target on the file's scale is needed"
+        )
     goal = load_settings().target_window(adsorbate, target, window)
     target, window = goal.target, goal.window
     energies = np.asarray(data.energies, dtype=float)

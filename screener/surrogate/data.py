@@ -12,6 +12,11 @@ what the loop knows about an unlabelled site and what it trains on for its own r
 adsorbate that moved during relaxation is still the outcome of calculating that site).  Without
 it the row is known by its relaxed structure.  ``relaxed_fingerprints`` always holds the latter.
 
+A frame's energy is against the gas references (``workflows.adsorbates``: O = H2O - H2, ...)
+unless its info says otherwise: ``reference`` names the state its zero is (the dev set's
+``Pt(111)``: the same adsorbate on Pt(111)); absent, empty or ``gas`` means the gas references.
+Differences of energies (cross-validation errors) do not depend on it; targets and imports do.
+
 Cross-validation groups default to slab identity: frames cut from the same slab (different
 sites, relaxed differently) share a group, so that grouped CV never scores a site on a slab it
 has trained on.  Two frames are the same slab when their surface atoms (tag >= 1) have the same
@@ -40,6 +45,8 @@ from screener.errors import InputError
 from screener.files import input_file
 
 SAME_SLAB_CELL_TOL = 0.05  # A, per cell-vector component
+REFERENCE_KEY = "reference"  # info key naming the state a frame's energy is relative to
+GAS_REFERENCE = "gas"  # ... the gas references of workflows.adsorbates (also: key absent)
 SAME_SLAB_MEDIAN_SHIFT = 0.5  # A, median displacement of the surface atoms
 
 
@@ -59,6 +66,8 @@ class LabelledSet:
     relaxed_fingerprints: list[dict] = field(default_factory=list)
     #: per row, the surface atoms the relaxation started on (info ``initial_binding``), or None
     initial_binding: list[list[int] | None] = field(default_factory=list)
+    #: per row, the state its energy is relative to (info ``reference``); None: the gas references
+    references: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.energies)
@@ -79,7 +88,21 @@ class LabelledSet:
             if self.relaxed_fingerprints
             else [],
             initial_binding=[self.initial_binding[i] for i in idx] if self.initial_binding else [],
+            references=[self.references[i] for i in idx] if self.references else [],
         )
+
+    @property
+    def reference(self) -> str | None:
+        """The state every row's energy is relative to; None for the gas references.
+
+        :class:`InputError` when rows differ: their energies are on different scales.
+        """
+        found = set(self.references or [None])
+        if len(found) > 1:
+            named = ", ".join(sorted(r or "the gas references" for r in found))
+            where = f"{self.source}: " if self.source else ""
+            raise InputError(f"{where}energies relative to different states ({named})")
+        return found.pop()
 
     @property
     def known_by_site(self) -> int:
@@ -248,7 +271,7 @@ def read_labelled(
     if not frames:
         raise InputError(f"{path}: no structures in it (read as {_format_name(path)})")
     rows: dict[str, list] = {
-        k: [] for k in ("e", "ads", "grp", "pure", "atoms", "info", "surface", "binding")
+        k: [] for k in ("e", "ads", "grp", "pure", "atoms", "info", "surface", "binding", "ref")
     }
     for index, (atoms, info) in enumerate(frames):
         where = f"{path} frame {index}"
@@ -273,6 +296,7 @@ def read_labelled(
         if "initial_binding" in info:
             binding = _initial_binding(info["initial_binding"], len(surface), where)
         rows["ads"].append(name)
+        rows["ref"].append(_reference(info, where))
         rows["binding"].append(binding)
         rows["e"].append(energy)
         rows["grp"].append(group)
@@ -307,7 +331,19 @@ def read_labelled(
         source=str(path),
         relaxed_fingerprints=relaxed,
         initial_binding=rows["binding"],
+        references=rows["ref"],
     )
+
+
+def _reference(info: dict, where: str) -> str | None:
+    """The state a frame's energy is relative to (info ``reference``); None: the gas references."""
+    value = info.get(REFERENCE_KEY)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"{where}: '{REFERENCE_KEY}' is not a name ({value!r})")
+    value = value.strip()
+    return None if value in ("", GAS_REFERENCE) else value
 
 
 PARALLEL_FRAMES = 1000  # from this many frames on, fingerprints are computed in processes

@@ -18,6 +18,7 @@ from tests.surrogate import make_frames, pool, slab_specs
 SCREENER = str(Path(sys.executable).with_name("screener"))
 
 CHEAP = {"model": "extratrees", "n_estimators": 20, "inner_folds": 2}
+CHEAP_RUN = {"budget": 14, "batch": 2, "init": 10, "repeats": 1, "compare": (), "surrogate": CHEAP}
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,17 @@ def test_backtest_input_errors(data):
         backtest(data, budget=5, init=10)
     with pytest.raises(InputError, match="no hits in the pool"):
         backtest(data, target=5.0)
+
+
+def test_a_pool_relative_to_another_state_needs_its_own_target(data):
+    """The default target is against the gas references: on a Pt(111)-relative pool it would
+    count hits on the wrong scale, so only a given target is used there."""
+    relative = data.take(np.arange(len(data)))
+    relative.references = ["Pt(111)"] * len(relative)
+    with pytest.raises(InputError, match=r"relative to Pt\(111\).*default CO target"):
+        backtest(relative, **CHEAP_RUN)
+    target = float(np.quantile(relative.energies, 0.1))
+    assert backtest(relative, target=target, **CHEAP_RUN)["target"] == target
 
 
 def test_cli_backtest_json_and_bad_input(tmp_path, cli_env):

@@ -102,6 +102,21 @@ def test_one_adsorbate_is_read_alone_and_a_missing_one_is_refused_before_fingerp
     assert seen == [8]
 
 
+def test_the_state_energies_are_relative_to(tmp_path, frames):
+    path = _write(tmp_path / "gas.extxyz", frames[:4])
+    assert read_labelled(path).reference is None  # no key: the gas references
+    marked = []
+    for k, atoms in enumerate(frames[:4]):
+        a = atoms.copy()
+        a.info = dict(atoms.info, reference=["Pt(111)", "Pt(111)", "gas", " gas"][k])
+        marked.append(a)
+    mixed = read_labelled(_write(tmp_path / "mixed.extxyz", marked))
+    assert mixed.references == ["Pt(111)", "Pt(111)", None, None]
+    assert mixed.take([0, 1]).reference == "Pt(111)" and mixed.take([2, 3]).reference is None
+    with pytest.raises(InputError, match=r"different states \(Pt\(111\), the gas references\)"):
+        _ = mixed.reference
+
+
 def test_group_by_slab_falls_back_to_slab_identity_where_frames_lack_it(tmp_path, frames):
     tagged = []
     for k, atoms in enumerate(frames):
