@@ -346,7 +346,8 @@ def main(argv=None) -> int:
             entry["backtest_rare"]["static_cv_ranking_calls"] = static_ranking_calls(
                 e, predicted["mean"], predicted["std"], target, window
             )
-            if args.target is not None:
+            if args.target is not None or sub.reference is not None:
+                # a pool relative to another state (info 'reference') has no domain target
                 report["adsorbates"][ads] = entry
                 continue
             goal = load_settings().target_window(ads)
