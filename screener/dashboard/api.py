@@ -11,7 +11,8 @@
 Every parameter is checked before it reaches the store (known adsorbate, a space name of
 letters, digits and ``-_.``, finite numbers in range); a bad one answers 400 with a one-line
 ``{"error": ...}`` and nothing is written.  Errors about the data (an unknown space) answer 404,
-and so does any other path under ``/api``.
+and so does any other path under ``/api``; a known path asked with another method answers 405
+with an ``Allow`` header.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from screener.dashboard.inputs import BadRequest
 from screener.errors import InputError, ScreenerError
 
 MAX_LIMIT = inputs.MAX_LIMIT
-ENDPOINTS = "GET /api/status, GET /api/candidates, POST /api/spaces/<space>/pause|resume"
+BLUEPRINT = "screener_api"
+CATCH_ALL = f"{BLUEPRINT}.unknown"
 
 
 def _finite(value: Any) -> Any:
@@ -59,9 +61,44 @@ def _authorised() -> Response | None:
     return None if refused is None else _error(refused[1], refused[0])
 
 
+def _api_rules():
+    """The API's routes, without the catch-all (Flask's own table, so nothing restates them)."""
+    return [
+        rule
+        for rule in current_app.url_map.iter_rules()
+        if rule.endpoint.startswith(f"{BLUEPRINT}.") and rule.endpoint != CATCH_ALL
+    ]
+
+
+def _endpoints() -> list[tuple[str, str]]:
+    """(method, path) of every API endpoint, sorted by path."""
+    pairs = {
+        (method, rule.rule)
+        for rule in _api_rules()
+        for method in rule.methods or ()
+        if method not in ("HEAD", "OPTIONS")
+    }
+    return sorted(pairs, key=lambda pair: (pair[1], pair[0]))
+
+
+def _methods_of(path: str) -> list[str]:
+    """The methods an API endpoint at ``path`` answers (empty: no endpoint there)."""
+    adapter = current_app.url_map.bind("localhost")
+    found = set()
+    for rule in _api_rules():
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            try:
+                endpoint, _ = adapter.match(path, method=method)
+            except Exception:  # werkzeug's NotFound / MethodNotAllowed / RequestRedirect
+                continue
+            if endpoint == rule.endpoint:
+                found.add(method)
+    return sorted(found)
+
+
 def blueprint() -> Blueprint:
     """The API's routes; the app's config holds ``SCREENER_STORE`` and ``SCREENER_SETTINGS``."""
-    api = Blueprint("screener_api", __name__, url_prefix="/api")
+    api = Blueprint(BLUEPRINT, __name__, url_prefix="/api")
 
     @api.errorhandler(BadRequest)
     def _bad(error: BadRequest) -> Response:
@@ -113,12 +150,19 @@ def blueprint() -> Blueprint:
     def resume(space: str) -> Response:
         return _set(space, False)
 
-    # any other /api path answers 404 in JSON; without this, the pages' catch-all route served
-    # the dashboard's HTML with 200 to a script that mistyped an endpoint
+    # any other /api path answers 404 in JSON (405 for a known path and another method);
+    # without this, the pages' catch-all route served the dashboard's HTML with 200 to a
+    # script that mistyped an endpoint
     @api.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     @api.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def unknown(path: str) -> Response:
         shown = f"/api/{path}"[:120]
-        return _error(f"no API endpoint {request.method} {shown} ({ENDPOINTS})", 404)
+        allowed = _methods_of(request.path)
+        if allowed:
+            answer = _error(f"{shown} answers {', '.join(allowed)}, not {request.method}", 405)
+            answer.headers["Allow"] = ", ".join(allowed)
+            return answer
+        listed = ", ".join(f"{method} {rule}" for method, rule in _endpoints())
+        return _error(f"no API endpoint {request.method} {shown} ({listed})", 404)
 
     return api

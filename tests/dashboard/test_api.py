@@ -121,12 +121,25 @@ def test_unknown_space_answers_404(dashboard):
     code, data = _call(base, "/api/candidates?space=Zz-Qq&adsorbate=CO")
     assert code == 404 and "Zz-Qq" in data["error"]
     # a mistyped endpoint answers in JSON too, not with the pages' HTML
-    for path, method in (("/api/candidate", "GET"), ("/api/", "GET"), ("/api/status", "POST")):
+    for path, method in (("/api/candidate", "GET"), ("/api/", "GET"), ("/api/spaces/Cu", "POST")):
         code, data = _call(base, path, method)
         assert code == 404 and set(data) == {"error"}, (path, method, code)
         assert f"{method} {path}" in data["error"]
-    code, data = _call(base, "/api/spaces/Cu/pause")  # a GET of an admin action: nothing done
-    assert code == 404 and "POST /api/spaces/<space>/pause" in data["error"]
+        for endpoint in (
+            "GET /api/status",
+            "GET /api/candidates",
+            "POST /api/spaces/<space>/pause",
+        ):
+            assert endpoint in data["error"]
+    # a known path with another method: 405, naming what it answers (a GET of an admin action
+    # does nothing)
+    for path, method, allowed in (
+        ("/api/status", "POST", "GET"),
+        ("/api/spaces/Cu/pause", "GET", "POST"),
+        ("/api/candidates", "DELETE", "GET"),
+    ):
+        code, data = _call(base, path, method)
+        assert code == 405 and data["error"] == f"{path} answers {allowed}, not {method}"
 
 
 def test_pause_and_resume_need_the_token(dashboard):
