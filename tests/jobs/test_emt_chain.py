@@ -83,6 +83,30 @@ def test_emt_chain_gives_adsorption_energies_with_provenance(seeded):
         assert launches == 7  # duplicates linked, not rerun
 
 
+def test_o_and_oh_chains_use_the_water_references(settings):
+    """O and OH end to end: dE against H2O and H2 (O = H2O - H2, OH = H2O - 1/2 H2), the two
+    gas molecules computed once for both."""
+    with open_store(settings) as store:
+        seed(plan_seed("Cu", "O,OH", max_miller=1, settings=settings), store)
+        o_fcc = _site("Cu", (1, 1, 1), "fcc", "O")
+        oh_top = _site("Cu", (1, 1, 1), "ontop", "OH")
+        for site_id in (o_fcc, oh_top):
+            assert submit(site_id, "emt", store).new
+        run_workers(store)
+        rows = {r["adsorbate"]: r for r in list_results(profile="emt")}
+        assert {r["state"] for r in rows.values()} == {"done"} and set(rows) == {"O", "OH"}
+        gas = {c.key: c.energy for c in Calculation.objects(kind="gas")}
+        assert set(gas) == {f"gas:H2O:{EMT}", f"gas:H2:{EMT}"}
+        h2o, h2 = gas[f"gas:H2O:{EMT}"], gas[f"gas:H2:{EMT}"]
+        slab = Calculation.objects(kind="slab").get().energy
+        for adsorbate, site_id, h2_share in (("O", o_fcc, 1.0), ("OH", oh_top, 0.5)):
+            adslab = Calculation.objects(kind="adslab", site=site_id).get()
+            expected = adslab.energy - slab - (h2o - h2_share * h2)
+            assert adslab.adsorption_energy == pytest.approx(expected)
+            assert rows[adsorbate]["energy"] == pytest.approx(expected)
+            assert {"gas_H2O", "gas_H2"} <= set(adslab.references)
+
+
 def test_resubmitting_queues_nothing(seeded):
     with open_store(seeded) as store:
         site_id = _site("Pd", (1, 0, 0), "4-fold", "H")
