@@ -630,7 +630,9 @@ def import_labelled(
 
     The space's results are against the gas references; a file whose frames are relative to
     another state (info ``reference``, e.g. Pt(111)) is refused unless ``shift`` gives, per
-    adsorbate, the eV to add (that state's dE against the gas references, same settings).
+    adsorbate, the eV to add (that state's dE against the gas references, same settings).  A
+    frame once imported stays as it was: importing the file again, with another shift too,
+    adds nothing.
 
     Every frame becomes a finished adslab :class:`Calculation` keyed
     ``import:<file sha>:<profile identity>:<i>`` with ``source`` (file name and sha256), the

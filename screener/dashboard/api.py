@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException
 
 from screener.dashboard import inputs
 from screener.dashboard.inputs import BadRequest
@@ -89,7 +90,7 @@ def _methods_of(path: str) -> list[str]:
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
             try:
                 endpoint, _ = adapter.match(path, method=method)
-            except Exception:  # werkzeug's NotFound / MethodNotAllowed / RequestRedirect
+            except HTTPException:  # NotFound, MethodNotAllowed, RequestRedirect
                 continue
             if endpoint == rule.endpoint:
                 found.add(method)
