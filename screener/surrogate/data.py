@@ -45,9 +45,10 @@ from screener.errors import InputError
 from screener.files import input_file
 
 SAME_SLAB_CELL_TOL = 0.05  # A, per cell-vector component
+SAME_SLAB_MEDIAN_SHIFT = 0.5  # A, median displacement of the surface atoms
+SLAB_KEY = "slab"  # the group key naming a slab: frames without it are grouped by slab identity
 REFERENCE_KEY = "reference"  # info key naming the state a frame's energy is relative to
 GAS_REFERENCE = "gas"  # ... the gas references of workflows.adsorbates (also: key absent)
-SAME_SLAB_MEDIAN_SHIFT = 0.5  # A, median displacement of the surface atoms
 
 
 @dataclass
@@ -235,10 +236,6 @@ class _SlabIdentity:
         name = f"{surface.get_chemical_formula(mode='metal')}:{digest.hexdigest()[:10]}"
         reps.append((cell, positions, name))
         return name
-
-
-#: the group key that names a slab: frames without it are grouped by slab identity instead
-SLAB_KEY = "slab"
 
 
 def read_labelled(
