@@ -170,10 +170,12 @@ def backtest(
     reference = data.reference
     if target is None and reference is not None:
         default = load_settings().target_window(adsorbate).target
+        energies = np.asarray(data.energies, dtype=float)
         raise InputError(
             f"{data.source or 'the pool'}: its {adsorbate} energies are relative to {reference} "
-            f"(info 'reference'), and the default {adsorbate} target ({default:+.2f} eV) is "
-            "against the gas references: a target on the file's scale is needed"
+            f"(info 'reference'; from {energies.min():+.2f} to {energies.max():+.2f} eV), and "
+            f"the default {adsorbate} target ({default:+.2f} eV) is against the gas "
+            "references: a target on the file's scale is needed"
         )
     goal = load_settings().target_window(adsorbate, target, window)
     target, window = goal.target, goal.window
