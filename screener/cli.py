@@ -587,6 +587,7 @@ def model_evaluate(
         f"{adsorbate.value}, n {result['n']}, {result.get('folds', folds)}-fold grouped CV "
         f"({result.get('model')}): MAE {result['mae']:.3f} eV, RMSE {result['rmse']:.3f} eV, "
         f"90% interval coverage {result['coverage90']:.2f}"
+        + (f" (energies relative to {result['reference']})" if result["reference"] else "")
     )
     if plain is not None:
         out.print(

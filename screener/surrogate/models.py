@@ -615,6 +615,7 @@ class CVReport(Metrics, _WithOutOfFold):
     fold_models: list[str]  # the model chosen in each fold
     adsorbate: str
     feature_set: str
+    reference: str | None  # the state the energies are relative to; None: the gas references
 
 
 class BaselineReport(Metrics):
@@ -652,6 +653,7 @@ def evaluate(
     """
     adsorbate = _single_adsorbate(data)
     _check_cv(data, folds)
+    reference = getattr(data, "reference", None)  # InputError for rows on different scales
     feature_set = best_feature_set(data.fingerprints, feature_set)
     y = np.asarray(data.energies, dtype=float)
     mean = np.zeros(len(y))
@@ -676,6 +678,7 @@ def evaluate(
         fold_models=chosen,
         adsorbate=adsorbate,
         feature_set=feature_set,
+        reference=reference,
     )
     if out_of_fold:
         out["out_of_fold"] = OutOfFold(mean=mean, std=std)

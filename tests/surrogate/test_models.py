@@ -138,6 +138,16 @@ def test_evaluate_input_errors(clean):
         evaluate(clean.take(np.arange(5)))
     with pytest.raises(InputError, match="unknown model"):
         evaluate(clean, model="nope")
+    n = len(clean)
+    mixed = dataclasses.replace(clean, references=["Pt(111)"] * (n // 2) + [None] * (n - n // 2))
+    with pytest.raises(InputError, match=r"energies relative to different states"):
+        evaluate(mixed, **FAST)
+
+
+def test_evaluate_says_which_scale_the_energies_are_on(clean):
+    assert evaluate(clean, folds=3, **FAST)["reference"] is None
+    relative = dataclasses.replace(clean, references=["Pt(111)"] * len(clean))
+    assert evaluate(relative, folds=3, **FAST)["reference"] == "Pt(111)"
 
 
 def test_kernel_model_and_its_blend_with_boosting(clean, noisy):
