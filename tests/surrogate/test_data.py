@@ -86,7 +86,7 @@ def test_one_adsorbate_is_read_alone_and_a_missing_one_is_refused_before_fingerp
     everything = read_labelled(path)
     h = read_labelled(path, adsorbate="H")
     assert h.adsorbates == ["H"] * 8
-    assert [fp for fp in h.fingerprints] == everything.select("H").fingerprints
+    assert h.fingerprints == everything.select("H").fingerprints
     assert h.groups == everything.select("H").groups  # slab identity over every frame
     # only the H frames were fingerprinted; a file without O fingerprints nothing
     seen = []
