@@ -647,8 +647,11 @@ def import_labelled(
     profile = current_identity(profile)
     doc = get_space(space)
     path = Path(path)
-    data = read_labelled(path, energy_key=energy_key)
     shift = dict(shift or {})
+    for adsorbate, value in shift.items():  # before the file is read
+        if not (isinstance(value, int | float) and np.isfinite(value) and abs(value) <= 20.0):
+            raise InputError(f"the {adsorbate} shift must be a finite number within 20 eV")
+    data = read_labelled(path, energy_key=energy_key)
     energies = _on_gas_scale(data, shift, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     source = f"file:{path.name} sha256:{digest[:16]}"
@@ -723,9 +726,6 @@ def _on_gas_scale(data, shift: dict[str, float], path: Path) -> np.ndarray:
     unknown = sorted(set(shift) - set(data.adsorbates))
     if unknown:
         raise InputError(f"{path}: a shift for {', '.join(unknown)}, which it has no rows of")
-    for adsorbate, value in shift.items():
-        if not (isinstance(value, int | float) and np.isfinite(value) and abs(value) <= 20.0):
-            raise InputError(f"the {adsorbate} shift must be a finite number within 20 eV")
     energies = np.asarray(data.energies, dtype=float).copy()
     adsorbates = np.asarray(data.adsorbates, dtype=object)
     for adsorbate in sorted(set(data.adsorbates)):

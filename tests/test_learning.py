@@ -262,6 +262,8 @@ def test_import_of_a_file_relative_to_another_state_needs_a_shift(cu, cu_pool, t
             import_labelled(store, relative, "Cu", profile="emt")
         with pytest.raises(InputError, match=r"its H energies are relative to Cu\(111\)"):
             import_labelled(store, relative, "Cu", profile="emt", shift={"CO": 0.5})
+        with pytest.raises(InputError, match="the CO shift must be a finite number"):
+            import_labelled(store, tmp_path / "unread", "Cu", profile="emt", shift={"CO": 1e9})
         with pytest.raises(InputError, match="a shift for O, which it has no rows of"):
             import_labelled(store, relative, "Cu", profile="emt", shift={"CO": 0.5, "O": 1.0})
         assert Calculation.objects.count() == 0

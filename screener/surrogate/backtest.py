@@ -167,10 +167,10 @@ def backtest(
     if init >= n:
         raise InputError(f"init ({init}) must be smaller than the pool ({n} rows)")
     budget = min(int(budget), n)
+    energies = np.asarray(data.energies, dtype=float)
     reference = data.reference
     if target is None and reference is not None:
         default = load_settings().target_window(adsorbate).target
-        energies = np.asarray(data.energies, dtype=float)
         raise InputError(
             f"{data.source or 'the pool'}: its {adsorbate} energies are relative to {reference} "
             f"(info 'reference'; from {energies.min():+.2f} to {energies.max():+.2f} eV), and "
@@ -179,7 +179,6 @@ def backtest(
         )
     goal = load_settings().target_window(adsorbate, target, window)
     target, window = goal.target, goal.window
-    energies = np.asarray(data.energies, dtype=float)
     is_hit = np.abs(energies - target) <= window
     hits = int(is_hit.sum())
     if hits == 0:

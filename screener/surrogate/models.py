@@ -653,7 +653,7 @@ def evaluate(
     """
     adsorbate = _single_adsorbate(data)
     _check_cv(data, folds)
-    reference = getattr(data, "reference", None)  # InputError for rows on different scales
+    reference = data.reference  # InputError for rows on different scales
     feature_set = best_feature_set(data.fingerprints, feature_set)
     y = np.asarray(data.energies, dtype=float)
     mean = np.zeros(len(y))
