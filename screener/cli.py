@@ -598,6 +598,8 @@ def model_evaluate(
 
 def _shifts(values: list[str]) -> dict[str, float]:
     """``--shift ADS=EV`` values as adsorbate -> eV."""
+    from screener.learning import SHIFT_LIMIT
+
     shifts: dict[str, float] = {}
     for value in values:
         name, sep, number = value.partition("=")
@@ -611,9 +613,10 @@ def _shifts(values: list[str]) -> dict[str, float]:
             ev = float(number)
         except ValueError:
             ev = math.nan
-        if not math.isfinite(ev) or abs(ev) > 20.0:
+        if not math.isfinite(ev) or abs(ev) > SHIFT_LIMIT:
             raise typer.BadParameter(
-                f"{value!r}: EV must be a finite number within 20 eV", param_hint="--shift"
+                f"{value!r}: EV must be a finite number within {SHIFT_LIMIT:g} eV",
+                param_hint="--shift",
             )
         if name in shifts:
             raise typer.BadParameter(f"{name} given twice", param_hint="--shift")
@@ -945,14 +948,16 @@ def candidates(
 ) -> None:
     """Surfaces ranked by the distance of their lowest-site dE to the target."""
     from screener.candidates import candidates as rank
+    from screener.candidates import ranking_goal
     from screener.settings import load_settings
     from screener.store import open_store
 
     with open_store(load_settings(), readonly=True, create=False):
+        goal = ranking_goal(space, adsorbate.value if adsorbate else None, calculator)
         rows = rank(
             space,
-            adsorbate.value if adsorbate else None,
-            profile=calculator,
+            goal.adsorbate,
+            profile=goal.profile,
             target=target,
             window=window,
             limit=limit,
@@ -960,12 +965,12 @@ def candidates(
     if as_json:
         _print_json(rows)
         return
-    _candidate_table(rows)
+    _candidate_table(rows, f"{goal.adsorbate} ({goal.profile})")
 
 
-def _candidate_table(rows: list[dict]) -> None:
+def _candidate_table(rows: list[dict], what: str = "") -> None:
     if not rows:
-        out.print("no surfaces with a DFT result or a prediction yet")
+        out.print(f"no surfaces with a result or a prediction yet{' for ' + what if what else ''}")
         return
     first = rows[0]
     title = f"{first['adsorbate']} candidates, target {first['target']:+.2f} eV"

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 SCORE_CHUNK = 100_000  # sites per dask block and per stored prediction chunk
 KEEP_PREDICTIONS = 2  # model versions whose predictions are kept per (space, adsorbate, profile)
 MIN_TRAIN = 10  # fewer finished results than this: no model, selection stays random
+SHIFT_LIMIT = 20.0  # eV: an import shift (a reference state's dE against the gas) lies within
 
 
 # -- training data -----------------------------------------------------------------------------
@@ -649,33 +650,34 @@ def import_labelled(
     path = Path(path)
     shift = dict(shift or {})
     for adsorbate, value in shift.items():  # before the file is read
-        if not (isinstance(value, int | float) and np.isfinite(value) and abs(value) <= 20.0):
-            raise InputError(f"the {adsorbate} shift must be a finite number within 20 eV")
-    data = read_labelled(path, energy_key=energy_key)
+        if not (isinstance(value, int | float) and np.isfinite(value) and abs(value) <= SHIFT_LIMIT):
+            raise InputError(
+                f"the {adsorbate} shift must be a finite number within {SHIFT_LIMIT:g} eV"
+            )
+
+    def check(rows) -> None:  # everything a refusal needs, before the frames are fingerprinted
+        _check_frames_fit(rows, doc, path)
+        _on_gas_scale(rows, shift, path)
+
+    data = read_labelled(path, energy_key=energy_key, check=check)
     energies = _on_gas_scale(data, shift, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    source = f"file:{path.name} sha256:{digest[:16]}"
-    if shift:
-        source += " shifted " + ",".join(f"{a}{v:+.3f}" for a, v in sorted(shift.items()))
-    known = {
-        c["key"]
-        for c in Calculation._get_collection().find(
-            {"key": {"$regex": f"^import:{digest[:16]}:{re.escape(profile)}:"}}, {"key": 1}
-        )
-    }
-    allowed = set(doc.elements)
-    for index, adsorbate in enumerate(data.adsorbates):  # check everything before writing
-        if adsorbate not in doc.adsorbates:
+    shifted = ",".join(f"{a}{v:+.3f}" for a, v in sorted(shift.items()))
+    source = f"file:{path.name} sha256:{digest[:16]}" + (f" shifted {shifted}" if shift else "")
+    known: set[str] = set()
+    for calc in Calculation._get_collection().find(
+        {"key": {"$regex": f"^import:{digest[:16]}:{re.escape(profile)}:"}},
+        {"key": 1, "source": 1},
+    ):
+        before = str(calc.get("source") or "").partition(" shifted ")[2]
+        if before != (shifted if shift else ""):
             raise InputError(
-                f"{path} frame {index}: {adsorbate} is not an adsorbate of space '{space}'"
+                f"{path}: its frames are already in space '{space}' as {profile} results, "
+                f"imported {'shifted ' + before if before else 'unshifted'}; an import does not "
+                f"change results already there, so it is refused "
+                f"{'shifted ' + shifted if shift else 'unshifted'}"
             )
-        surface = data.atoms[index][data.atoms[index].get_tags() > 0]
-        extra = sorted(set(surface.get_chemical_symbols()) - allowed)
-        if extra:
-            raise InputError(
-                f"{path} frame {index}: its surface holds {','.join(extra)}, outside the "
-                f"elements of space '{space}' ({','.join(doc.elements)})"
-            )
+        known.add(calc["key"])
     added: Counter[str] = Counter()
     skipped = 0
     for index in range(len(data)):
@@ -718,6 +720,24 @@ def import_labelled(
         already_imported=skipped,
         frames=len(data),
     )
+
+
+def _check_frames_fit(data, doc, path: Path) -> None:
+    """:class:`InputError` for the first frame whose adsorbate or surface elements are not the
+    space's."""
+    allowed = set(doc.elements)
+    for index, adsorbate in enumerate(data.adsorbates):
+        if adsorbate not in doc.adsorbates:
+            raise InputError(
+                f"{path} frame {index}: {adsorbate} is not an adsorbate of space '{doc.name}'"
+            )
+        surface = data.atoms[index][data.atoms[index].get_tags() > 0]
+        extra = sorted(set(surface.get_chemical_symbols()) - allowed)
+        if extra:
+            raise InputError(
+                f"{path} frame {index}: its surface holds {','.join(extra)}, outside the "
+                f"elements of space '{doc.name}' ({','.join(doc.elements)})"
+            )
 
 
 def _on_gas_scale(data, shift: dict[str, float], path: Path) -> np.ndarray:

@@ -210,6 +210,9 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
     assert "frame 2: its surface holds Pd, outside the elements of space 'Cu'" in refused.stderr
     with open_store(cu, readonly=True):
         assert Calculation.objects.count() == 0  # nothing written, not even frames 0 and 1
+    empty = run("candidates", "--space", "Cu", "--calculator", "emt")
+    assert empty.returncode == 0, empty.stderr
+    assert "no surfaces with a result or a prediction yet for CO (emt@" in empty.stdout
     done = run("import", str(cu_pool), "--space", "Cu", "--calculator", "emt", "--json")
     assert done.returncode == 0, done.stderr
     assert sum(json.loads(done.stdout)["added"].values()) == len(read(cu_pool, ":"))
@@ -249,17 +252,30 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
     assert {"mae", "rmse", "coverage90", "n"} <= set(metrics) and metrics["mae"] < 0.5
 
 
-def test_import_of_a_file_relative_to_another_state_needs_a_shift(cu, cu_pool, tmp_path):
+def test_import_of_a_file_relative_to_another_state_needs_a_shift(
+    cu, cu_pool, tmp_path, monkeypatch
+):
     """The space's results are against the gas references: a file relative to Cu(111) is
-    refused whole, and imports with a shift per adsorbate (recorded in its source)."""
+    refused whole, before its frames are fingerprinted, and imports with a shift per adsorbate
+    (recorded in its source); importing it again with another shift is refused."""
+    from screener.surrogate import data as data_module
+
     frames = read(cu_pool, ":")
     for atoms in frames:
         atoms.info["reference"] = "Cu(111)"
     relative = tmp_path / "relative.extxyz"
     write(relative, frames)
     with open_store(cu) as store:
-        with pytest.raises(InputError, match=r"energies are relative to Cu\(111\) \(info"):
-            import_labelled(store, relative, "Cu", profile="emt")
+        with monkeypatch.context() as patch:  # the refusals below come before any fingerprint
+            patch.setattr(
+                data_module, "_fingerprint_all", lambda *_: pytest.fail("fingerprinted first")
+            )
+            with pytest.raises(InputError, match=r"energies are relative to Cu\(111\) \(info"):
+                import_labelled(store, relative, "Cu", profile="emt")
+            foreign = tmp_path / "foreign.extxyz"
+            write(foreign, [*frames[:2], _with_symbol(frames[2], "Pd")])
+            with pytest.raises(InputError, match="frame 2: its surface holds Pd"):
+                import_labelled(store, foreign, "Cu", profile="emt", shift={"CO": 0.5})
         with pytest.raises(InputError, match=r"its H energies are relative to Cu\(111\)"):
             import_labelled(store, relative, "Cu", profile="emt", shift={"CO": 0.5})
         with pytest.raises(InputError, match="the CO shift must be a finite number"):
@@ -279,6 +295,22 @@ def test_import_of_a_file_relative_to_another_state_needs_a_shift(cu, cu_pool, t
             calc = stored[f"import:{digest}:{report['profile']}:{index}"]
             offset = 0.5 if calc.adsorbate == "CO" else -0.25
             assert calc.adsorption_energy == pytest.approx(atoms.info["E_ads"] + offset)
+        again = import_labelled(store, relative, "Cu", profile="emt", shift={"H": -0.25, "CO": 0.5})
+        assert again["added"] == {} and again["already_imported"] == len(frames)
+        with pytest.raises(InputError, match="imported shifted CO\\+0.500,H-0.250; an import"):
+            import_labelled(store, relative, "Cu", profile="emt", shift={"CO": 0.4, "H": -0.25})
+        assert {c.key: c.adsorption_energy for c in Calculation.objects} == {
+            k: c.adsorption_energy for k, c in stored.items()
+        }
+
+
+def _with_symbol(atoms, symbol: str):
+    """A copy with the first top-layer atom replaced by ``symbol``."""
+    atoms = atoms.copy()
+    symbols = atoms.get_chemical_symbols()
+    symbols[int(np.flatnonzero(atoms.get_tags() == 1)[0])] = symbol
+    atoms.set_chemical_symbols(symbols)
+    return atoms
 
 
 def test_reseed_upgrades_version_1_fingerprints(cu, cu_pool):

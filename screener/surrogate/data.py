@@ -35,6 +35,7 @@ import io
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +78,7 @@ class LabelledSet:
         """The rows at ``indices`` (integer positions or a boolean mask), in that order."""
         idx = np.arange(len(self))[np.asarray(indices)]
         return LabelledSet(
-            fingerprints=[self.fingerprints[i] for i in idx],
+            fingerprints=[self.fingerprints[i] for i in idx] if self.fingerprints else [],
             energies=np.asarray(self.energies, dtype=float)[idx],
             adsorbates=[self.adsorbates[i] for i in idx],
             groups=[self.groups[i] for i in idx],
@@ -244,6 +245,7 @@ def read_labelled(
     energy_key: str = "E_ads",
     group_by: str | None = None,
     adsorbate: str | None = None,
+    check: Callable[[LabelledSet], None] | None = None,
 ) -> LabelledSet:
     """Read, check and fingerprint the frames of ``path`` (extxyz, ASE .db, ...).
 
@@ -260,6 +262,10 @@ def read_labelled(
     adsorbate : str, optional
         Keep only this adsorbate's rows, so that only they are fingerprinted; :class:`InputError`
         before any fingerprinting when the file has none.  Every frame is checked either way.
+    check : callable, optional
+        Called with the rows kept, read and checked but not yet fingerprinted (``fingerprints``
+        and ``relaxed_fingerprints`` empty), before the fingerprinting that takes most of a
+        read: a caller refuses a file it cannot use by raising :class:`InputError` there.
     """
     path = input_file(path)
     if path.stat().st_size == 0:
@@ -311,12 +317,20 @@ def read_labelled(
             present = ", ".join(sorted(set(rows["ads"])))
             raise InputError(f"no {adsorbate} rows in {path} (adsorbates present: {present})")
     rows = {k: [v[i] for i in keep] for k, v in rows.items()}
+    if check is not None:
+        check(_rows_to_set(rows, path, [], []))
     relaxed, fingerprints = [], []
     for index, result in zip(keep, _fingerprint_all(rows["atoms"], rows["binding"]), strict=True):
         if isinstance(result, str):
             raise InputError(f"{path} frame {index}: cannot fingerprint ({result})")
         relaxed.append(result[0])
         fingerprints.append(result[1])
+    return _rows_to_set(rows, path, fingerprints, relaxed)
+
+
+def _rows_to_set(
+    rows: dict[str, list], path: Path, fingerprints: list[dict], relaxed: list[dict]
+) -> LabelledSet:
     return LabelledSet(
         fingerprints=fingerprints,
         energies=np.asarray(rows["e"], dtype=float),
