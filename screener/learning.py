@@ -650,7 +650,8 @@ def import_labelled(
     path = Path(path)
     shift = dict(shift or {})
     for adsorbate, value in shift.items():  # before the file is read
-        if not (isinstance(value, int | float) and np.isfinite(value) and abs(value) <= SHIFT_LIMIT):
+        finite = isinstance(value, int | float) and np.isfinite(value)
+        if not (finite and abs(value) <= SHIFT_LIMIT):
             raise InputError(
                 f"the {adsorbate} shift must be a finite number within {SHIFT_LIMIT:g} eV"
             )
