@@ -672,11 +672,11 @@ def import_labelled(
     ):
         before = str(calc.get("source") or "").partition(" shifted ")[2]
         if before != (shifted if shift else ""):
+            then = f"shifted {before}" if before else "unshifted"
+            now = f"shifted {shifted}" if shift else "unshifted"
             raise InputError(
-                f"{path}: its frames are already in space '{space}' as {profile} results, "
-                f"imported {'shifted ' + before if before else 'unshifted'}; an import does not "
-                f"change results already there, so it is refused "
-                f"{'shifted ' + shifted if shift else 'unshifted'}"
+                f"{path}: already in space '{space}' as {profile} results, imported {then}; "
+                f"results already there stay as they are, so importing it {now} is refused"
             )
         known.add(calc["key"])
     added: Counter[str] = Counter()
