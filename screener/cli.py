@@ -69,24 +69,29 @@ def _main(
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-def _seed(plan, settings) -> tuple[Any, float]:
-    """Run a validated seed plan with a progress bar; returns (report, seconds)."""
+def _progress():
+    """A transient progress display on stderr (none when stderr is not a terminal)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _seed(plan, settings) -> tuple[Any, float]:
+    """Run a validated seed plan with a progress bar; returns (report, seconds)."""
     from screener.enumerate.seed import seed as run_seed
     from screener.store import open_store
 
     started = time.perf_counter()
     with open_store(settings) as store:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as progress:
+        with _progress() as progress:
             task = progress.add_task(f"enumerating {plan.space}", total=None)
             report = run_seed(
                 plan,
@@ -577,9 +582,18 @@ def model_evaluate(
     """Grouped cross-validation of the surrogate: MAE, RMSE, 90% interval coverage, n."""
     from screener.surrogate.models import baseline_evaluate, evaluate
 
-    rows = _adsorbate_rows(data, energy_key, group_by, adsorbate)
-    result = evaluate(rows, folds=folds)
-    plain = baseline_evaluate(rows, folds=folds) if baseline else None
+    with _progress() as progress:
+        task = progress.add_task(f"reading {data.name}", total=None)
+        rows = _adsorbate_rows(data, energy_key, group_by, adsorbate)
+
+        def step(what: str):
+            progress.update(task, description=what, completed=0, total=None)
+            return lambda done, total: progress.update(task, completed=done, total=total)
+
+        result = evaluate(rows, folds=folds, on_fold=step(f"{adsorbate.value}: grouped CV"))
+        plain = None
+        if baseline:
+            plain = baseline_evaluate(rows, folds=folds, on_fold=step("baseline forest"))
     if as_json:
         _print_json(result if plain is None else {**result, "baseline": plain})
         return
@@ -648,7 +662,8 @@ def import_(
     from screener.store import open_store
 
     shifts = _shifts(shift or [])
-    with open_store(load_settings(), create=False) as store:
+    with open_store(load_settings(), create=False) as store, _progress() as progress:
+        progress.add_task(f"reading and fingerprinting {data.name}", total=None)
         report = import_labelled(
             store, data, space, profile=calculator, energy_key=energy_key, shift=shifts
         )
@@ -691,19 +706,34 @@ def backtest(
     if budget < init:
         raise typer.BadParameter(f"must be >= --init ({init})", param_hint="--budget")
     load_settings().target_window(adsorbate.value, target, window)  # before the file is read
-    rows = _adsorbate_rows(data, energy_key, group_by, adsorbate)
-    result = run_backtest(
-        rows,
-        strategy=strategy.value,
-        compare=tuple(c.value for c in (compare or []) if c != strategy),
-        target=target,
-        window=window,
-        budget=budget,
-        batch=batch,
-        init=init,
-        repeats=repeats,
-        surrogate=FAST_SURROGATE if fast else None,
-    )
+    names = list(dict.fromkeys([strategy.value, *(c.value for c in compare or [])]))
+    with _progress() as progress:
+        task = progress.add_task(f"reading {data.name}", total=None)
+        rows = _adsorbate_rows(data, energy_key, group_by, adsorbate)
+        per_run = min(budget, len(rows))  # labels one campaign reveals at most
+        progress.update(task, completed=0, total=per_run * repeats * len(names))
+        runs = {(n, r): k for k, (n, r) in enumerate((n, r) for n in names for r in range(repeats))}
+
+        def shown(name: str, repeat: int, labelled: int, found: int) -> None:
+            progress.update(
+                task,
+                description=f"{name}, repeat {repeat + 1}/{repeats}: {found} hits",
+                completed=runs[(name, repeat)] * per_run + labelled,
+            )
+
+        result = run_backtest(
+            rows,
+            strategy=strategy.value,
+            compare=tuple(names[1:]),
+            target=target,
+            window=window,
+            budget=budget,
+            batch=batch,
+            init=init,
+            repeats=repeats,
+            surrogate=FAST_SURROGATE if fast else None,
+            on_round=shown,
+        )
     if as_json:
         _print_json(result)
         return

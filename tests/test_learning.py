@@ -234,20 +234,14 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
         assert refused.returncode == 2 and refused.stderr.startswith("error: the CO target")
         assert len(refused.stderr.strip().splitlines()) == 1
 
-    evaluated = run(
-        "model",
-        "evaluate",
-        "--data",
-        str(cu_pool),
-        "--adsorbate",
-        "CO",
-        "--group-by",
-        "slab",
-        "--folds",
-        "3",
-        "--json",
-    )
+    evaluated = subprocess.run(
+        [SCREENER, "model", "evaluate", "--data", str(cu_pool), "--adsorbate", "CO",
+         "--group-by", "slab", "--folds", "3", "--baseline", "--json"],
+        env={**cli_env, "TTY_COMPATIBLE": "1"},  # rich: stderr is a terminal
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
+    assert "CO: grouped CV" in evaluated.stderr and "baseline forest" in evaluated.stderr
     metrics = json.loads(evaluated.stdout)
     assert {"mae", "rmse", "coverage90", "n"} <= set(metrics) and metrics["mae"] < 0.5
 

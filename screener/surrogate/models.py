@@ -36,7 +36,7 @@ import re
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
 
@@ -645,11 +645,13 @@ def evaluate(
     n_estimators: int = 150,
     candidates: tuple[str, ...] = CANDIDATES,
     out_of_fold: bool = False,
+    on_fold: Callable[[int, int], None] | None = None,
 ) -> CVReport:
     """Grouped K-fold CV of the whole :meth:`Surrogate.fit` (selection, references, calibration
     all fitted on each outer training part only).
 
-    With ``out_of_fold``, the report also holds the held-out predictions.
+    With ``out_of_fold``, the report also holds the held-out predictions.  ``on_fold(done,
+    folds)`` is called after each fold (``folds`` may be fewer than asked: at most one per group).
     """
     adsorbate = _single_adsorbate(data)
     _check_cv(data, folds)
@@ -669,6 +671,8 @@ def evaluate(
         s.fit(sub.fingerprints, sub.energies, sub.groups, sub.pure, seed=seed)
         mean[test], std[test] = s.predict([data.fingerprints[i] for i in test])
         chosen.append(s.info["model"])
+        if on_fold is not None:
+            on_fold(len(chosen), len(splits))
     out = CVReport(
         **_metrics(y, mean),
         coverage90=float(np.mean(np.abs(y - mean) <= Z90 * std)),
@@ -685,8 +689,11 @@ def evaluate(
     return out
 
 
-def baseline_evaluate(data, *, folds: int = 5, seed: int = 0) -> BaselineReport:
-    """A plain RandomForestRegressor (100 trees) on per-shell element counts, same grouped folds."""
+def baseline_evaluate(
+    data, *, folds: int = 5, seed: int = 0, on_fold: Callable[[int, int], None] | None = None
+) -> BaselineReport:
+    """A plain RandomForestRegressor (100 trees) on per-shell element counts, same grouped folds
+    (``on_fold`` as in :func:`evaluate`)."""
     from sklearn.ensemble import RandomForestRegressor
 
     _check_cv(data, folds)
@@ -694,10 +701,12 @@ def baseline_evaluate(data, *, folds: int = 5, seed: int = 0) -> BaselineReport:
     X, _ = element_counts(data.fingerprints)
     mean = np.zeros(len(y))
     splits = grouped_folds(data.groups, folds, seed)
-    for train, test in splits:
+    for done, (train, test) in enumerate(splits, 1):
         rf = RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1)
         rf.fit(X[train], y[train])
         mean[test] = rf.predict(X[test])
+        if on_fold is not None:
+            on_fold(done, len(splits))
     return BaselineReport(
         **_metrics(y, mean), n=len(y), folds=len(splits), model="randomforest-counts"
     )

@@ -115,15 +115,17 @@ def test_cli_backtest_json_and_bad_input(tmp_path, cli_env):
     energies = np.array([a.info["E_ads"] for a in frames])
     target = float(np.quantile(energies, 0.1))
 
-    def run(*args):
+    def run(*args, env=cli_env):
         command = [SCREENER, "backtest", "--data", str(path), "--adsorbate", "CO", *args]
-        return subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=600)
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
     done = run(
         "--target", str(target), "--window", "0.05", "--budget", "30", "--batch", "5",
-        "--init", "5", "--compare", "random", "--repeats", "1", "--fast", "--json",
+        "--init", "5", "--compare", "random", "--compare", "random", "--repeats", "1", "--fast",
+        "--json", env={**cli_env, "TTY_COMPATIBLE": "1"},  # rich: stderr is a terminal
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert "random, repeat 1/1:" in done.stderr  # the progress display, on stderr only
     result = json.loads(done.stdout)
     assert result["pool"] == len(frames) and result["hits"] > 0
     assert set(result["strategies"]) == {"target-window", "random"}
