@@ -247,8 +247,8 @@ def run_optimizer(
 
 @contextmanager
 def _one_blas_thread() -> Iterator[None]:
-    """Small dense algebra (BFGS on a 100-atom Hessian) in one BLAS thread: multithreaded
-    OpenBLAS made each EMT ionic step ~100x slower on a busy 2-core node (measured)."""
+    """Small dense algebra (BFGS on a 100-atom Hessian) in one BLAS thread: on a busy node,
+    multithreaded OpenBLAS spends such small steps waiting for its threads (bench/README.md)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # not a dependency of the data plane; then leave BLAS as it is

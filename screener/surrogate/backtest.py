@@ -125,9 +125,8 @@ def backtest(
     surrogate : dict, optional
         Keyword arguments of the per-round :class:`Surrogate`; the default (``None`` or ``{}``)
         is what the loop fits, model selection included.  :data:`FAST_SURROGATE` is a cheaper
-        mode (60 extra trees, no model selection; calibration still by grouped inner CV),
-        about 3x faster and a little worse (Ag-Au-Cu-Pd-Pt EMT pool, H rare-hit window: 310
-        calls against 290 with the loop's fit, 3 repeats each).
+        mode (60 extra trees, no model selection; calibration still by grouped inner CV):
+        faster and a little worse (bench/README.md gives both on the same pools).
     mae_every : int
         For strategies that need no model (``random``), the surrogate is fitted only every
         ``mae_every`` rounds, to report ``mae_rest`` (``None`` in the other rounds).
