@@ -98,7 +98,8 @@ class ExportRecord:
     Attributes
     ----------
     key : str
-        The calculation key (``adslab:<site id>:<profile>``, ``import:<file sha>:<i>``).
+        The calculation key (``adslab:<site id>:<profile>``,
+        ``import:<file sha>:<space>:<profile>:<i>``).
     space : str or None
         The space whose loop chose the site, or that the result was imported into; else the
         space exported (or, for :func:`calculation_record`, the first space holding the bulk).

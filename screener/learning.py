@@ -627,16 +627,20 @@ def import_labelled(
     energy_key: str = "E_ads",
     shift: Mapping[str, float] | None = None,
 ) -> ImportReport:
-    """Add external labelled adsorption energies to a space (idempotent per file content).
+    """Add external labelled adsorption energies to a space (idempotent per file content,
+    space and profile).
 
     The space's results are against the gas references; a file whose frames are relative to
     another state (info ``reference``, e.g. Pt(111)) is refused unless ``shift`` gives, per
     adsorbate, the eV to add (that state's dE against the gas references, same settings).  A
-    frame once imported stays as it was: importing the file again, with another shift too,
-    adds nothing.
+    frame once imported stays as it was: importing the file into the space again adds nothing,
+    and under another shift is refused.  Every check comes before the frames are fingerprinted
+    and before anything is written.
 
     Every frame becomes a finished adslab :class:`Calculation` keyed
-    ``import:<file sha>:<profile identity>:<i>`` with ``source`` (file name and sha256), the
+    ``import:<file sha>:<space>:<profile identity>:<i>`` (a key without the space,
+    ``import:<file sha>:<profile identity>:<i>``, counts as an import into the space it
+    records) with ``source`` (file name and sha256), the
     space, the declared profile (as this code's identity of it) and the fingerprint
     the file knows it by (of the site its relaxation started from where the frame has
     ``initial_binding``, kept as well, else of its structure); frames whose ``info["flags"]`` is
@@ -665,11 +669,13 @@ def import_labelled(
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     shifted = ",".join(f"{a}{v:+.3f}" for a, v in sorted(shift.items()))
     source = f"file:{path.name} sha256:{digest[:16]}" + (f" shifted {shifted}" if shift else "")
-    known: set[str] = set()
+    known: set[int] = set()  # frame indices of this file already in this space for the profile
+    earlier = f"^import:{digest[:16]}:({re.escape(space)}:)?{re.escape(profile)}:[0-9]+$"
     for calc in Calculation._get_collection().find(
-        {"key": {"$regex": f"^import:{digest[:16]}:{re.escape(profile)}:"}},
-        {"key": 1, "source": 1},
+        {"key": {"$regex": earlier}}, {"key": 1, "source": 1, "space": 1}
     ):
+        if calc.get("space") != space:  # a key without the space: an import into another one
+            continue
         before = str(calc.get("source") or "").partition(" shifted ")[2]
         if before != (shifted if shift else ""):
             then = f"shifted {before}" if before else "unshifted"
@@ -678,13 +684,13 @@ def import_labelled(
                 f"{path}: already in space '{space}' as {profile} results, imported {then}; "
                 f"results already there stay as they are, so importing it {now} is refused"
             )
-        known.add(calc["key"])
+        known.add(int(calc["key"].rsplit(":", 1)[1]))
     added: Counter[str] = Counter()
     skipped = 0
     for index in range(len(data)):
-        key = f"import:{digest[:16]}:{profile}:{index}"
+        key = f"import:{digest[:16]}:{space}:{profile}:{index}"
         adsorbate = data.adsorbates[index]
-        if key in known:
+        if index in known:
             skipped += 1
             continue
         info = data.info[index] if data.info else {}

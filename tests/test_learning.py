@@ -286,7 +286,7 @@ def test_import_of_a_file_relative_to_another_state_needs_a_shift(
         stored = {c.key: c for c in Calculation.objects}
         assert len(stored) == len(frames)
         for index, atoms in enumerate(frames):
-            calc = stored[f"import:{digest}:{report['profile']}:{index}"]
+            calc = stored[f"import:{digest}:Cu:{report['profile']}:{index}"]
             offset = 0.5 if calc.adsorbate == "CO" else -0.25
             assert calc.adsorption_energy == pytest.approx(atoms.info["E_ads"] + offset)
         again = import_labelled(store, relative, "Cu", profile="emt", shift={"H": -0.25, "CO": 0.5})
@@ -297,6 +297,29 @@ def test_import_of_a_file_relative_to_another_state_needs_a_shift(
         assert {c.key: c.adsorption_energy for c in Calculation.objects} == {
             k: c.adsorption_energy for k, c in stored.items()
         }
+
+
+def test_a_file_imports_into_each_space_once(cu, cu_pool):
+    """The same file warm-starts every space it is imported into, once each; a key without the
+    space (``import:<sha>:<profile>:<i>``) counts as an import into the space it records."""
+    with open_store(cu) as store:
+        seed(plan_seed("Cu,Pd", "CO,H", max_miller=1, settings=cu), store)
+        n = len(read(cu_pool, ":"))
+        h_rows = sum(
+            a.info["adsorbate"] == "H" and a.info["flags"] == "[]" for a in read(cu_pool, ":")
+        )
+        first = import_labelled(store, cu_pool, "Cu", profile="emt")
+        other = import_labelled(store, cu_pool, "Cu-Pd", profile="emt")
+        assert sum(first["added"].values()) == sum(other["added"].values()) == n
+        assert other["already_imported"] == 0
+        again = import_labelled(store, cu_pool, "Cu-Pd", profile="emt")
+        assert again["added"] == {} and again["already_imported"] == n
+        assert Calculation.objects(space="Cu-Pd").count() == n
+        assert len(training_rows("Cu-Pd", "H", "emt")) == h_rows  # unflagged H rows
+        for calc in Calculation.objects(space="Cu"):
+            calc.update(set__key=calc.key.replace(":Cu:", ":", 1))
+        assert import_labelled(store, cu_pool, "Cu", profile="emt")["already_imported"] == n
+        assert Calculation.objects.count() == 2 * n
 
 
 def _with_symbol(atoms, symbol: str):
