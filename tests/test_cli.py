@@ -283,12 +283,14 @@ def test_kill_9_mid_seed_leaves_a_consistent_store_and_a_rerun_completes_it(cli_
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     client.close()
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
 
     partial = status(cli_env)
     assert 0 < partial["total"]["surfaces"]
     _assert_consistent(settings)
     report = json.loads(run(cli_env, *args, "--json").stdout)
     assert report["already_enumerated_bulks"] + report["enumerated_bulks"] == 15
+    assert report["enumerated_bulks"] >= 1 and report["already_enumerated_bulks"] >= 4
     resumed = status(cli_env)
     _assert_consistent(settings)
 

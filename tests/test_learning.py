@@ -195,7 +195,8 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
     with open_store(cu, readonly=True):
         assert Calculation.objects.count() == 0  # nothing written
 
-    assert run("import", str(cu_pool), "--space", "Nope").returncode == 2
+    nope = run("import", str(cu_pool), "--space", "Nope")
+    assert nope.returncode == 2 and nope.stderr.startswith("error: unknown space 'Nope'")
     for bad in ("NH3=1", "CO", "CO=nan", "CO=1e9", "CO=abc"):
         refused = run("import", str(cu_pool), "--space", "Cu", "--shift", bad)
         assert refused.returncode == 2 and "--shift" in refused.stderr, (bad, refused.stderr)
@@ -224,7 +225,8 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
     assert chosen.returncode == 0, chosen.stderr
     rows = json.loads(chosen.stdout)
     assert len(rows) == 5 and all(np.isfinite(r["mean"]) for r in rows)
-    assert run("select", "--space", "Cu", "--strategy", "nope").returncode == 2
+    nope = run("select", "--space", "Cu", "--strategy", "nope")
+    assert nope.returncode == 2 and "'--strategy': Value error, 'nope' is not one of" in nope.stderr
 
     ranked = run("candidates", "--space", "Cu", "--adsorbate", "H", "--json", "--calculator", "emt")
     assert ranked.returncode == 0, ranked.stderr

@@ -32,7 +32,7 @@ def test_yaml_file_then_environment(tmp_path, monkeypatch):
     settings = load_settings()
     assert settings.max_miller == 3  # from the file
     assert settings.dask_workers == 1  # the environment wins
-    assert settings.mongo_uri
+    assert settings.mongo_uri == "mongodb://db.example:27017"  # from the file
 
 
 @pytest.mark.parametrize(

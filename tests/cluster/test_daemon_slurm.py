@@ -15,20 +15,20 @@ from tests.test_cli import run
 pytestmark = [pytest.mark.slurm, SLURM_GROUP, pytest.mark.slow]
 
 
-def _sacct_names(since: str) -> Counter:
+def _sacct_states(since: str) -> dict[str, str]:
+    """Slurm job id -> state of the jobs that ended since ``since`` (``sacct -c``)."""
     out = subprocess.run(
-        ["sacct", "-c", "-S", since, "-P", "-n", "-o", "JobID,JobName,State"],
+        ["sacct", "-c", "-S", since, "-P", "-n", "-o", "JobID,State"],
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     ).stdout
-    return Counter(
-        (line.split("|")[1], line.split("|")[2].split()[0]) for line in out.splitlines() if line
-    )
+    return {line.split("|")[0]: line.split("|")[1].split()[0] for line in out.splitlines() if line}
 
 
 def test_run_with_the_slurm_launcher_runs_rockets_as_slurm_jobs(slurm, settings):
+    from screener.jobs.slurm import reservation_id
     from screener.store import open_store
     from screener.store.documents import Calculation, Job
 
@@ -59,11 +59,14 @@ def test_run_with_the_slurm_launcher_runs_rockets_as_slurm_jobs(slurm, settings)
         kinds = Counter(k.split(":")[0] for k in keys)
         assert kinds["adslab"] == 2 and kinds["gas"] == 1 and kinds["bulk"] == 1
         fireworks = list(store.launchpad().fireworks.find({}, {"spec": 1, "name": 1}))
-    # every firework ran as its own Slurm job, and sacct -c lists it as completed
-    jobs = _sacct_names(since)
-    completed = sum(n for (name, state), n in jobs.items() if state == "COMPLETED")
-    ran = {fw["name"] for fw in fireworks}
-    assert completed >= len(ran), (jobs, ran)
+        launches = list(store.launchpad().launches.find({}, {"fw_id": 1, "state_history": 1}))
+    # every step ran once (a shared step's duplicate reuses its launch), each as its own Slurm
+    # job, and sacct -c lists that job as completed
+    assert len(launches) == len({fw["name"] for fw in fireworks})
+    job_ids = [reservation_id(launch) for launch in launches]
+    assert None not in job_ids and len(set(job_ids)) == len(job_ids), job_ids
+    states = _sacct_states(since)
+    assert all(states.get(job) == "COMPLETED" for job in job_ids), (states, job_ids)
     # routing through atomate's powerups: allocations, priority, tags
     for fw in fireworks:
         spec = fw["spec"]

@@ -24,6 +24,14 @@ def _dask_jobs(since: str) -> int:
     return sum(1 for line in out.splitlines() if line.strip() == "screener-dask")
 
 
+def _dask_jobs_reach(since: str, least: int, wait: float = 30.0) -> int:
+    """The dask worker jobs since ``since``, once there are ``least`` of them (or ``wait`` s)."""
+    deadline = time.monotonic() + wait
+    while (count := _dask_jobs(since)) < least and time.monotonic() < deadline:
+        time.sleep(1)
+    return count
+
+
 def test_seeding_and_scoring_run_on_slurm_dask_workers(slurm, tmp_path, mongo_uri):
     from screener.enumerate.seed import plan_seed, seed
     from screener.learning import predict_chunked
@@ -42,6 +50,8 @@ def test_seeding_and_scoring_run_on_slurm_dask_workers(slurm, tmp_path, mongo_ur
     with use_settings(**values) as settings, open_store(settings) as store:
         report = seed(plan_seed("Cu,Pd", "CO", max_miller=1, settings=settings), store)
         assert not report.failed and report.added["sites"]["CO"] > 0
+        after_seed = _dask_jobs_reach(since, 1)
+        assert after_seed >= 1  # seeding's workers were Slurm jobs
         fps = [s["fingerprint"] for s in Site._get_collection().find({}, {"fingerprint": 1})]
         rng = np.random.default_rng(0)
         groups = [str(i % 7) for i in range(len(fps))]
@@ -54,4 +64,4 @@ def test_seeding_and_scoring_run_on_slurm_dask_workers(slurm, tmp_path, mongo_ur
     local_mean, local_std = surrogate.predict(X=X)
     np.testing.assert_allclose(mean, local_mean)
     np.testing.assert_allclose(std, local_std)
-    assert _dask_jobs(since) >= 2  # the workers of both steps were Slurm jobs
+    assert _dask_jobs_reach(since, after_seed + 1) > after_seed  # and so were scoring's

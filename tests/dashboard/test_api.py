@@ -89,9 +89,13 @@ def test_status_and_candidates_are_what_the_cli_prints(dashboard):
         assert data["spaces"]["Cu"][key] == cli["spaces"]["Cu"][key]
     assert data["spaces"]["Cu"]["sites"]["CO"] > 0
     code, rows = _call(base, "/api/candidates?space=Cu&adsorbate=CO&limit=5")
+    assert (code, rows) == (200, [])  # no results and no model yet
+    # one EMT cycle: a few calculated surfaces, which both rank the same way
+    run(env, "run", "--space", "Cu", "--calculator", "emt", "--cycles", "1", "--batch", "4")
+    code, rows = _call(base, "/api/candidates?space=Cu&adsorbate=CO&limit=5")
     assert code == 200
     cli_rows = json.loads(run(env, "candidates", "--space", "Cu", "--json", "--limit", "5").stdout)
-    assert rows == cli_rows  # no results and no model yet: both empty, and equal
+    assert rows == cli_rows and rows and {r["source"] for r in rows} == {"calculated"}
     assert _call(base, "/api/candidates?space=Cu&limit=5") == (200, rows)  # the space's first
     page = urllib.request.urlopen(base + "/", timeout=30).read().decode()
     assert "_dash-renderer" in page or "dash_renderer" in page  # the app itself, served locally
@@ -99,21 +103,22 @@ def test_status_and_candidates_are_what_the_cli_prints(dashboard):
 
 
 @pytest.mark.parametrize(
-    "query",
+    "query,parameter",
     [
-        "space=Cu&adsorbate=NH3",
-        "space=Cu&adsorbate=CO&limit=-1",
-        "space=Cu&adsorbate=CO&limit=abc",
-        "space=Cu&adsorbate=CO&target=nan",
-        "space=Cu&adsorbate=CO&window=0",
-        "space=%7B%22%24ne%22%3A1%7D&adsorbate=CO",  # {"$ne":1}
-        "adsorbate=CO",
+        ("space=Cu&adsorbate=NH3", "adsorbate"),
+        ("space=Cu&adsorbate=CO&limit=-1", "limit"),
+        ("space=Cu&adsorbate=CO&limit=abc", "limit"),
+        ("space=Cu&adsorbate=CO&target=nan", "target"),
+        ("space=Cu&adsorbate=CO&window=0", "window"),
+        ("space=%7B%22%24ne%22%3A1%7D&adsorbate=CO", "space"),  # {"$ne":1}
+        ("adsorbate=CO", "space"),
     ],
 )
-def test_bad_parameters_answer_400_with_one_line(dashboard, query):
+def test_bad_parameters_answer_400_with_one_line(dashboard, query, parameter):
     base, _ = dashboard
     code, data = _call(base, f"/api/candidates?{query}")
     assert code == 400 and set(data) == {"error"} and "\n" not in data["error"]
+    assert data["error"].startswith(f"{parameter}: expected "), data["error"]
 
 
 def test_unknown_space_answers_404(dashboard):

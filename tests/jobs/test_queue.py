@@ -135,6 +135,8 @@ def test_cli_writes_the_files_into_the_data_dir_or_dir(cli_env, settings, tmp_pa
     assert done.stdout.split() == [
         str(data / n) for n in (LAUNCHPAD_FILE, FWORKER_FILE, QADAPTER_FILE)
     ]
+    launchpad = yaml.safe_load((data / LAUNCHPAD_FILE).read_text())
+    assert launchpad["name"] == settings.db_name and (data / FWORKER_FILE).is_file()
 
     elsewhere = tmp_path / "site"
     done = subprocess.run(

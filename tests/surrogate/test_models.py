@@ -112,6 +112,7 @@ def test_references_are_fitted_on_training_rows_only(clean, monkeypatch):
     assert per_fold == 4  # 3 inner folds + the final refit, per outer fold
     for k, (_, test) in enumerate(splits):
         held_out = set(y[test].tolist()) - set(np.delete(y, test).tolist())
+        assert held_out  # energies only the test fold has: the check below checks something
         for seen in calls[k * per_fold : (k + 1) * per_fold]:
             assert not seen & held_out
 

@@ -9,6 +9,7 @@ import pytest
 
 from screener import learning
 from screener.enumerate.seed import plan_seed, seed
+from screener.jobs.submit import submit
 from screener.store import open_store
 from screener.store.documents import ModelVersion, PredictionChunk
 from screener.surrogate import acquisition
@@ -151,7 +152,9 @@ def test_select_and_backtest_go_through_one_proposer(cu_co, monkeypatch):
             level="site", sites=ids, surfaces=surfaces, mean=mean.tolist(), std=std.tolist(),
         ).save(force_insert=True)  # fmt: skip
         taken = {ids[i] for i in np.flatnonzero(initial)}
-        monkeypatch.setattr(learning, "attempted_sites", lambda profile: taken)
+        for site_id in sorted(taken):  # queued for DFT: select never picks them again
+            assert submit(site_id, "emt", store).state == "submitted"
+        assert learning.attempted_sites("emt") == taken
         rows = learning.select(store, "Cu", batch, profile="emt", adsorbates=["CO"])
 
     assert len(calls) == 2 and calls[1][0] == "StoredPredictions"
