@@ -654,6 +654,14 @@ def import_(
             "references; repeatable"
         ),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="re-import a file already in the space (e.g. under a corrected --shift), "
+            "replacing its earlier results",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Add external labelled adsorption energies to a space, with their source, for training."""
@@ -665,7 +673,13 @@ def import_(
     with open_store(load_settings(), create=False) as store, _progress() as progress:
         progress.add_task(f"reading and fingerprinting {data.name}", total=None)
         report = import_labelled(
-            store, data, space, profile=calculator, energy_key=energy_key, shift=shifts
+            store,
+            data,
+            space,
+            profile=calculator,
+            energy_key=energy_key,
+            shift=shifts,
+            replace=replace,
         )
     if as_json:
         _print_json(report)
@@ -673,7 +687,12 @@ def import_(
     added = ", ".join(f"{n} {a}" for a, n in report["added"].items()) or "nothing new"
     out.print(
         f"{space}: imported {added} as {calculator} results from {report['source']}"
-        + (f" ({report['already_imported']} already there)" if report["already_imported"] else "")
+        + (f" (replacing {report['replaced']})" if report["replaced"] else "")
+        + (
+            f" ({report['already_imported']} already there)"
+            if report["already_imported"] and not report["replaced"]
+            else ""
+        )
     )
 
 

@@ -615,6 +615,7 @@ class ImportReport(TypedDict):
     shift: dict[str, float]  # eV added to each adsorbate's energies (a file on another scale)
     added: dict[str, int]  # new results by adsorbate
     already_imported: int  # frames of this file and profile found from an earlier import
+    replaced: int  # of those, removed and imported again (``replace``)
     frames: int
 
 
@@ -626,6 +627,7 @@ def import_labelled(
     profile: str = "gpaw",
     energy_key: str = "E_ads",
     shift: Mapping[str, float] | None = None,
+    replace: bool = False,
 ) -> ImportReport:
     """Add external labelled adsorption energies to a space (idempotent per file content,
     space and profile).
@@ -634,8 +636,11 @@ def import_labelled(
     another state (info ``reference``, e.g. Pt(111)) is refused unless ``shift`` gives, per
     adsorbate, the eV to add (that state's dE against the gas references, same settings).  A
     frame once imported stays as it was: importing the file into the space again adds nothing,
-    and under another shift is refused.  Every check comes before the frames are fingerprinted
-    and before anything is written.
+    and under another shift is refused, unless ``replace``: then this file's earlier results in
+    the space (for this profile) are removed and imported again as given, e.g. under a corrected
+    shift (the surrogate retrains on them at its next training).  Every check comes before the
+    frames are fingerprinted and before anything is written; a replacement stopped between its
+    removal and its inserts is completed by running it again.
 
     Every frame becomes a finished adslab :class:`Calculation` keyed
     ``import:<file sha>:<space>:<profile identity>:<i>`` (a key without the space,
@@ -669,7 +674,7 @@ def import_labelled(
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     shifted = ",".join(f"{a}{v:+.3f}" for a, v in sorted(shift.items()))
     source = f"file:{path.name} sha256:{digest[:16]}" + (f" shifted {shifted}" if shift else "")
-    known: set[int] = set()  # frame indices of this file already in this space for the profile
+    known: dict[int, str] = {}  # frame index -> key, of this file in this space for the profile
     earlier = f"^import:{digest[:16]}:({re.escape(space)}:)?{re.escape(profile)}:[0-9]+$"
     for calc in Calculation._get_collection().find(
         {"key": {"$regex": earlier}}, {"key": 1, "source": 1, "space": 1}
@@ -677,14 +682,19 @@ def import_labelled(
         if calc.get("space") != space:  # a key without the space: an import into another one
             continue
         before = str(calc.get("source") or "").partition(" shifted ")[2]
-        if before != (shifted if shift else ""):
+        if before != (shifted if shift else "") and not replace:
             then = f"shifted {before}" if before else "unshifted"
             now = f"shifted {shifted}" if shift else "unshifted"
             raise InputError(
                 f"{path}: already in space '{space}' as {profile} results, imported {then}; "
-                f"results already there stay as they are, so importing it {now} is refused"
+                f"results already there stay as they are unless replaced, so importing it {now} "
+                "is refused"
             )
-        known.add(int(calc["key"].rsplit(":", 1)[1]))
+        known[int(calc["key"].rsplit(":", 1)[1])] = calc["key"]
+    replaced = len(known) if replace else 0
+    if replace and known:
+        Calculation._get_collection().delete_many({"key": {"$regex": earlier}, "space": space})
+        known = {}
     added: Counter[str] = Counter()
     skipped = 0
     for index in range(len(data)):
@@ -724,7 +734,8 @@ def import_labelled(
         profile=profile,
         shift=shift,
         added=dict(added),
-        already_imported=skipped,
+        already_imported=skipped + replaced,
+        replaced=replaced,
         frames=len(data),
     )
 

@@ -217,6 +217,11 @@ def test_cli_import_train_select_and_bad_input(cu, cu_pool, cli_env, tmp_path):
     done = run("import", str(cu_pool), "--space", "Cu", "--calculator", "emt", "--json")
     assert done.returncode == 0, done.stderr
     assert sum(json.loads(done.stdout)["added"].values()) == len(read(cu_pool, ":"))
+    again = run("import", str(cu_pool), "--space", "Cu", "--calculator", "emt", "--replace")
+    assert again.returncode == 0, again.stderr
+    assert f"(replacing {len(read(cu_pool, ':'))})" in again.stdout
+    with open_store(cu, readonly=True):
+        assert Calculation.objects.count() == len(read(cu_pool, ":"))
 
     trained = run("train", "--space", "Cu", "--calculator", "emt", "--json")
     assert trained.returncode == 0, trained.stderr
@@ -299,6 +304,23 @@ def test_import_of_a_file_relative_to_another_state_needs_a_shift(
         assert {c.key: c.adsorption_energy for c in Calculation.objects} == {
             k: c.adsorption_energy for k, c in stored.items()
         }
+        # a corrected shift replaces the file's results in this space, and only those
+        other = tmp_path / "other.extxyz"
+        write(other, frames[:3])
+        kinds = {a.info["adsorbate"] for a in frames[:3]}
+        import_labelled(store, other, "Cu", profile="emt", shift=dict.fromkeys(kinds, 0.5))
+        fixed = import_labelled(
+            store, relative, "Cu", profile="emt", shift={"CO": 0.4, "H": -0.25}, replace=True
+        )
+        assert fixed["replaced"] == fixed["already_imported"] == len(frames)
+        assert sum(fixed["added"].values()) == len(frames)
+        assert fixed["source"].endswith(" shifted CO+0.400,H-0.250")
+        assert Calculation.objects.count() == len(frames) + 3
+        for index, atoms in enumerate(frames):
+            calc = Calculation.objects(key=f"import:{digest}:Cu:{report['profile']}:{index}").get()
+            offset = 0.4 if calc.adsorbate == "CO" else -0.25
+            assert calc.adsorption_energy == pytest.approx(atoms.info["E_ads"] + offset)
+            assert calc.source == fixed["source"]
 
 
 def test_a_file_imports_into_each_space_once(cu, cu_pool):
