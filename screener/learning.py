@@ -674,7 +674,7 @@ def import_labelled(
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     shifted = ",".join(f"{a}{v:+.3f}" for a, v in sorted(shift.items()))
     source = f"file:{path.name} sha256:{digest[:16]}" + (f" shifted {shifted}" if shift else "")
-    known: dict[int, str] = {}  # frame index -> key, of this file in this space for the profile
+    known: set[int] = set()  # frame indices of this file already in this space for the profile
     earlier = f"^import:{digest[:16]}:({re.escape(space)}:)?{re.escape(profile)}:[0-9]+$"
     for calc in Calculation._get_collection().find(
         {"key": {"$regex": earlier}}, {"key": 1, "source": 1, "space": 1}
@@ -690,11 +690,11 @@ def import_labelled(
                 f"results already there stay as they are unless replaced, so importing it {now} "
                 "is refused"
             )
-        known[int(calc["key"].rsplit(":", 1)[1])] = calc["key"]
+        known.add(int(calc["key"].rsplit(":", 1)[1]))
     replaced = len(known) if replace else 0
     if replace and known:
         Calculation._get_collection().delete_many({"key": {"$regex": earlier}, "space": space})
-        known = {}
+        known = set()
     added: Counter[str] = Counter()
     skipped = 0
     for index in range(len(data)):
