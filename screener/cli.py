@@ -731,13 +731,13 @@ def backtest(
         rows = _adsorbate_rows(data, energy_key, group_by, adsorbate)
         per_run = min(budget, len(rows))  # labels one campaign reveals at most
         progress.update(task, completed=0, total=per_run * repeats * len(names))
-        runs = {(n, r): k for k, (n, r) in enumerate((n, r) for n in names for r in range(repeats))}
 
         def shown(name: str, repeat: int, labelled: int, found: int) -> None:
+            done_before = names.index(name) * repeats + repeat  # campaigns run in this order
             progress.update(
                 task,
                 description=f"{name}, repeat {repeat + 1}/{repeats}: {found} hits",
-                completed=runs[(name, repeat)] * per_run + labelled,
+                completed=done_before * per_run + labelled,
             )
 
         result = run_backtest(
